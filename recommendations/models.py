@@ -1,0 +1,161 @@
+"""Anonymized customers, products, purchase lines, imports and recommendation batches."""
+
+from __future__ import annotations
+
+from django.db import models
+from pgvector.django import HnswIndex, VectorField
+
+EMBEDDING_DIM = 384
+
+
+class Customer(models.Model):
+    """A customer account known only by its keyed pseudonym and generalized attributes."""
+
+    pseudonym = models.CharField(max_length=64, unique=True)
+    region = models.CharField(max_length=64, db_index=True)
+    first_purchase_at = models.DateTimeField(null=True)
+    last_purchase_at = models.DateTimeField(null=True, db_index=True)
+    order_count = models.PositiveIntegerField(default=0)
+    revenue = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    embedding = VectorField(dimensions=EMBEDDING_DIM, null=True)
+    embedding_version = models.CharField(max_length=128, blank=True)
+    # Hash of everything the embedding was computed from; equal hash = nothing to recompute.
+    embedding_input_hash = models.CharField(max_length=64, blank=True)
+    embedded_at = models.DateTimeField(null=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            HnswIndex(
+                name="customer_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.pseudonym
+
+
+class Product(models.Model):
+    stock_code = models.CharField(max_length=32, unique=True)  # normalized: trimmed, upper-cased
+    description = models.CharField(max_length=255, blank=True)  # most frequent clean variant
+    is_merchandise = models.BooleanField(default=True, db_index=True)
+    price_min = models.DecimalField(max_digits=12, decimal_places=3, null=True)
+    price_median = models.DecimalField(max_digits=12, decimal_places=3, null=True)
+    price_max = models.DecimalField(max_digits=12, decimal_places=3, null=True)
+    units_sold = models.BigIntegerField(default=0)
+    buyer_count = models.PositiveIntegerField(default=0)
+    embedding = VectorField(dimensions=EMBEDDING_DIM, null=True)
+    embedding_version = models.CharField(max_length=128, blank=True)
+    embedding_input_hash = models.CharField(max_length=64, blank=True)
+    embedded_at = models.DateTimeField(null=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            HnswIndex(
+                name="product_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stock_code} {self.description}"
+
+
+class Purchase(models.Model):
+    """One invoice line. ``line_key`` is the natural key: re-imports and overlapping files dedupe."""
+
+    class Kind(models.TextChoices):
+        SALE = "sale", "Sale"
+        RETURN = "return", "Return"
+        ADJUSTMENT = "adjustment", "Stock adjustment"
+
+    line_key = models.CharField(max_length=32, unique=True)
+    customer = models.ForeignKey(Customer, null=True, on_delete=models.SET_NULL, related_name="purchases")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="purchases")
+    invoice = models.CharField(max_length=16, db_index=True)
+    description = models.CharField(max_length=255, blank=True)  # as written on this line, cleaned
+    quantity = models.IntegerField()
+    unit_price = models.DecimalField(max_digits=12, decimal_places=3)
+    occurred_at = models.DateTimeField(db_index=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    import_run = models.ForeignKey("ImportRun", null=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        indexes = [models.Index(fields=["customer", "occurred_at"]), models.Index(fields=["product", "occurred_at"])]
+
+
+class ImportRun(models.Model):
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    file_name = models.CharField(max_length=255)
+    file_sha256 = models.CharField(max_length=64, db_index=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True)
+    rows_read = models.PositiveIntegerField(default=0)
+    rows_accepted = models.PositiveIntegerField(default=0)  # valid rows, duplicates included
+    rows_inserted = models.PositiveIntegerField(default=0)  # new purchase lines written
+    rows_duplicate = models.PositiveIntegerField(default=0)  # exact duplicates, in file or in DB
+    rows_rejected = models.PositiveIntegerField(default=0)
+    rejected_by_reason = models.JSONField(default=dict)
+    accepted_by_kind = models.JSONField(default=dict)
+    customers_total = models.PositiveIntegerField(default=0)
+    products_total = models.PositiveIntegerField(default=0)
+    region_k = models.PositiveIntegerField(null=True)  # achieved k of the region generalization
+    rejected_rows_file = models.CharField(max_length=255, blank=True)  # relative to MEDIA_ROOT
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+
+class RecommendationBatch(models.Model):
+    """One run of the recommender; exactly one succeeded batch is active at a time."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        ACTIVE = "active", "Active"
+        SUPERSEDED = "superseded", "Superseded"
+        FAILED = "failed", "Failed"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING, db_index=True)
+    recommender = models.CharField(max_length=64)
+    model_version = models.CharField(max_length=128)
+    params = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"], condition=models.Q(status="active"), name="one_active_recommendation_batch"
+            )
+        ]
+
+
+class Recommendation(models.Model):
+    batch = models.ForeignKey(RecommendationBatch, on_delete=models.CASCADE, related_name="recommendations")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="recommendations")
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+")
+    rank = models.PositiveSmallIntegerField()
+    score = models.FloatField()
+    generated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["customer_id", "rank"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "customer", "rank"], name="recommendation_rank_unique"),
+            models.UniqueConstraint(fields=["batch", "customer", "product"], name="recommendation_product_unique"),
+        ]
