@@ -68,8 +68,10 @@ def generalize(customers_per_country: dict[str, int], *, k: int) -> Generalizati
     """Map each country to itself, its wider region, or OTHER, so that each group has >= k customers."""
     region_of: dict[str, str] = {}
     for country, n in customers_per_country.items():
-        region_of[country] = country if n >= k and country in WIDER_REGION and WIDER_REGION[country] != OTHER else (
-            WIDER_REGION.get(country, OTHER)
+        region_of[country] = (
+            country
+            if n >= k and country in WIDER_REGION and WIDER_REGION[country] != OTHER
+            else (WIDER_REGION.get(country, OTHER))
         )
     sizes = _sizes(customers_per_country, region_of)
     # Wider regions that are still too small fall back to OTHER.

@@ -67,3 +67,6 @@ class JobShard(models.Model):
     class Meta:
         ordering = ["job_id", "index"]
         constraints = [models.UniqueConstraint(fields=["job", "index"], name="job_shard_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}/{self.index} ({self.status})"

@@ -22,9 +22,7 @@ def job_create(*, kind: str, params: dict | None = None, then: Sequence[str] = (
     for next_kind in then:
         registry.get(next_kind)
     with transaction.atomic():
-        job = Job.objects.create(
-            kind=kind, params=params or {}, then=list(then), created_by=created_by, parent=parent
-        )
+        job = Job.objects.create(kind=kind, params=params or {}, then=list(then), created_by=created_by, parent=parent)
         transaction.on_commit(lambda: _enqueue_plan(job.pk))
     return job
 
@@ -77,8 +75,10 @@ def job_plan(*, job_id: int) -> Job:
 def shard_complete(*, job_id: int, index: int, items: int) -> bool:
     """Mark a shard done exactly once; finalize the job when it was the last. Returns True if counted."""
     with transaction.atomic():
-        updated = JobShard.objects.filter(job_id=job_id, index=index).exclude(status=JobShard.Status.DONE).update(
-            status=JobShard.Status.DONE, finished_at=timezone.now(), error=""
+        updated = (
+            JobShard.objects.filter(job_id=job_id, index=index)
+            .exclude(status=JobShard.Status.DONE)
+            .update(status=JobShard.Status.DONE, finished_at=timezone.now(), error="")
         )
         if not updated:
             return False

@@ -1,1 +1,8 @@
-urlpatterns: list = []
+from django.urls import path
+
+from recommendations import views
+
+urlpatterns = [
+    path("customers/", views.customer_list, name="customer-list"),
+    path("customers/<str:pseudonym>/", views.customer_detail, name="customer-detail"),
+]

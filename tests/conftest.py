@@ -41,3 +41,58 @@ def api_client():
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+def _broker_flush() -> None:
+    """Drop messages left in the test broker by an earlier, interrupted run."""
+    from elmsite.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.default_channel.client.flushdb()
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
+    """Start a real Celery worker process (both queues) against the test database and broker."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        db_name = connection.settings_dict["NAME"]
+    _broker_flush()
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "elmsite.settings.test",
+        "ELM_DATABASE_NAME": db_name,
+        "ELM_VISIBILITY_TIMEOUT": "30",
+        "ELM_SHARD_SIZE": "8",  # small shards so every job is really split across tasks
+    }
+    cmd = [sys.executable, "-m", "celery", "-A", "elmsite", "worker", "-Q", "default,gpu", "-c", "2",
+           "-n", f"test-{os.getpid()}@%h", "--without-gossip", "--without-mingle", "--loglevel", "INFO"]  # fmt: skip
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parent.parent, env=env, stdout=out, stderr=out)
+    deadline = time.monotonic() + 60
+    while b"ready." not in log.read_bytes():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"Celery worker did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    proc.log_path = log
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def wait_for_job(job, *, timeout: float = 120):
+    """Poll the database until the job pipeline finishes; return the jobs in order."""
+    from jobs.progress import wait_for_pipeline
+
+    return wait_for_pipeline(job, poll=0.2, timeout=timeout, stream=open(os.devnull, "w"))

@@ -8,7 +8,6 @@ from pathlib import Path
 import dj_database_url
 
 from elmsite import embedded
-from elmsite.keys import read_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("ELM_VAR_DIR", BASE_DIR / "var")).resolve()
@@ -143,9 +142,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --------------------------------------------------------------------------- Celery
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or embedded.valkey_url(
-    VAR_DIR, env_int("ELM_BROKER_DB", 0)
-)
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or embedded.valkey_url(VAR_DIR, env_int("ELM_BROKER_DB", 0))
 EMBEDDED_BROKER = not os.environ.get("CELERY_BROKER_URL")
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
@@ -163,9 +160,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --------------------------------------------------------------------------- ELM Site
 ELM_DATASET_PATH = Path(
-    os.environ.get(
-        "ELM_DATASET_PATH", BASE_DIR.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
-    )
+    os.environ.get("ELM_DATASET_PATH", BASE_DIR.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz")
 )
 ELM_PSEUDONYM_KEY_FILE = VAR_DIR / "pseudonym.key"
 ELM_REGION_MIN_K = env_int("ELM_REGION_MIN_K", 5)
@@ -189,4 +184,3 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("ELM_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
-

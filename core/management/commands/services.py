@@ -15,9 +15,7 @@ class Command(BaseCommand):
     def handle(self, *args, action, **options):
         var = settings.VAR_DIR
         if action == "start":
-            statuses = embedded.start_all(
-                var, database=settings.EMBEDDED_DATABASE, broker=settings.EMBEDDED_BROKER
-            )
+            statuses = embedded.start_all(var, database=settings.EMBEDDED_DATABASE, broker=settings.EMBEDDED_BROKER)
         elif action == "stop":
             statuses = embedded.stop_all(var)
             if any(s.running for s in statuses):

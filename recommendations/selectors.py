@@ -1,0 +1,207 @@
+"""Read access to customers, purchases, recommendations and imports: every view reads through here.
+
+Scoping: ``customer_queryset_for(user)`` is the one place that decides which customers a user may
+see. Every customer read below starts from it, so restricting sales users to their own accounts
+later means changing that function only. Selectors take ``user`` as a keyword argument even where
+it is not used yet, so call sites already pass it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
+from django.db.models import Count, F, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from recommendations.models import Customer, ImportRun, Purchase, Recommendation, RecommendationBatch
+
+UserLike = AbstractBaseUser | AnonymousUser
+
+MANAGER_GROUP = "manager"
+
+# Public ordering keys (what clients send) -> model field. A leading "-" sorts descending.
+CUSTOMER_ORDERING_FIELDS = {
+    "last_purchase_at": "last_purchase_at",
+    "revenue": "revenue",
+    "order_count": "order_count",
+}
+CUSTOMER_ORDERINGS = tuple(f"{sign}{key}" for key in CUSTOMER_ORDERING_FIELDS for sign in ("", "-"))
+DEFAULT_CUSTOMER_ORDERING = "-last_purchase_at"
+
+PSEUDONYM_SEARCH_MAX_LENGTH = 64
+_PSEUDONYM_PREFIX_RE = re.compile(r"[0-9a-f]*")
+_PSEUDONYM_RE = re.compile(r"[0-9a-f]{1,64}")
+
+RECENT_PURCHASES_DEFAULT = 20
+RECENT_PURCHASES_MAX = 100
+
+
+class InvalidCustomerQuery(ValueError):
+    """A filter, search or ordering value that the customer list does not accept."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def customer_queryset_for(user: UserLike) -> QuerySet[Customer]:
+    """Return the customers ``user`` may see: the scoping hook for every customer read.
+
+    Today every authenticated user sees every (pseudonymized) customer. When sales users are
+    restricted to their assigned accounts, filter here; all selectors below start from this
+    queryset, so the API and the web pages pick the restriction up without further changes.
+    Anonymous users see nothing.
+    """
+    if not getattr(user, "is_authenticated", False):
+        return Customer.objects.none()
+    return Customer.objects.all()
+
+
+def normalize_pseudonym_search(raw: str | None) -> str | None:
+    """Return the lower-cased pseudonym prefix, or raise InvalidCustomerQuery if it cannot match."""
+    if raw is None:
+        return None
+    text = raw.strip().lower()
+    if not text:
+        return None
+    if len(text) > PSEUDONYM_SEARCH_MAX_LENGTH:
+        raise InvalidCustomerQuery("pseudonym", f"At most {PSEUDONYM_SEARCH_MAX_LENGTH} characters.")
+    if not _PSEUDONYM_PREFIX_RE.fullmatch(text):
+        raise InvalidCustomerQuery("pseudonym", "Pseudonyms contain only the characters 0-9 and a-f.")
+    return text
+
+
+def validate_customer_ordering(raw: str | None) -> str:
+    """Return ``raw`` if it is an allowed ordering (default when empty), else raise InvalidCustomerQuery."""
+    if raw is None or not raw.strip():
+        return DEFAULT_CUSTOMER_ORDERING
+    value = raw.strip()
+    if value not in CUSTOMER_ORDERINGS:
+        raise InvalidCustomerQuery("ordering", f"Unknown ordering; use one of: {', '.join(CUSTOMER_ORDERINGS)}.")
+    return value
+
+
+def _active_recommendation_count() -> Coalesce:
+    """Return an expression counting each customer's recommendations in the active batch."""
+    # A correlated subquery is evaluated only for the rows of the page, unlike a JOIN + GROUP BY
+    # over every customer's recommendations.
+    per_customer = (
+        Recommendation.objects.filter(customer=OuterRef("pk"), batch__status=RecommendationBatch.Status.ACTIVE)
+        .order_by()
+        .values("customer")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(per_customer, output_field=IntegerField()), Value(0))
+
+
+def customer_list(
+    *,
+    user: UserLike,
+    region: str | None = None,
+    search: str | None = None,
+    ordering: str | None = None,
+) -> QuerySet[Customer]:
+    """Return the customers ``user`` may see, filtered, searched by pseudonym prefix and ordered.
+
+    Each customer carries ``recommendation_count`` (recommendations in the active batch). Raises
+    InvalidCustomerQuery for a search or ordering that is not allowed.
+    """
+    search = normalize_pseudonym_search(search)
+    ordering = validate_customer_ordering(ordering)
+    qs = customer_queryset_for(user).defer("embedding")
+    if region:
+        qs = qs.filter(region=region)
+    if search:
+        qs = qs.filter(pseudonym__startswith=search)
+    field = CUSTOMER_ORDERING_FIELDS[ordering.lstrip("-")]
+    # Customers without purchases sort last either way; pseudonym makes pages stable.
+    order = F(field).desc(nulls_last=True) if ordering.startswith("-") else F(field).asc(nulls_last=True)
+    return qs.annotate(recommendation_count=_active_recommendation_count()).order_by(order, "pseudonym")
+
+
+def customer_region_choices(*, user: UserLike) -> list[str]:
+    """Return the distinct regions of the customers ``user`` may see, sorted."""
+    return list(customer_queryset_for(user).order_by("region").values_list("region", flat=True).distinct())
+
+
+def customer_get(*, user: UserLike, pseudonym: str) -> Customer:
+    """Return the customer with ``pseudonym`` if ``user`` may see it; raise Customer.DoesNotExist otherwise."""
+    normalized = pseudonym.strip().lower()
+    # Pseudonyms are hex digests; anything else (NUL bytes, 10 kB strings) cannot exist, and must
+    # not reach the database as a query parameter.
+    if not _PSEUDONYM_RE.fullmatch(normalized):
+        raise Customer.DoesNotExist(f"no customer with pseudonym {pseudonym[:80]!r}")
+    qs = customer_queryset_for(user).defer("embedding").annotate(recommendation_count=_active_recommendation_count())
+    return qs.get(pseudonym=normalized)
+
+
+def customer_recent_purchases(
+    *, user: UserLike, customer: Customer, limit: int = RECENT_PURCHASES_DEFAULT
+) -> list[Purchase]:
+    """Return the customer's latest purchase lines, newest first, with their products (one query).
+
+    ``customer`` must come from ``customer_get`` (which applied the user's scope).
+    """
+    limit = max(1, min(int(limit), RECENT_PURCHASES_MAX))
+    return list(
+        Purchase.objects.filter(customer=customer)
+        .select_related("product")
+        .defer("product__embedding")
+        .order_by("-occurred_at", "-pk")[:limit]
+    )
+
+
+def recommendations_for_customer(*, user: UserLike, customer: Customer) -> list[Recommendation]:
+    """Return the customer's recommendations from the active batch, best rank first (one query).
+
+    ``customer`` must come from ``customer_get`` (which applied the user's scope). Recommendations
+    of running, superseded or failed batches are never returned.
+    """
+    return list(
+        Recommendation.objects.filter(customer=customer, batch__status=RecommendationBatch.Status.ACTIVE)
+        .select_related("product")
+        .defer("product__embedding")
+        .order_by("rank")
+    )
+
+
+def import_run_list(*, user: UserLike) -> QuerySet[ImportRun]:
+    """Return every import run, newest first."""
+    return ImportRun.objects.order_by("-started_at", "-pk")
+
+
+def import_run_get(*, user: UserLike, import_run_id: int) -> ImportRun:
+    """Return one import run; raise ImportRun.DoesNotExist if there is none with that id."""
+    return ImportRun.objects.get(pk=import_run_id)
+
+
+def import_run_rejected_rows_path(*, import_run: ImportRun) -> Path | None:
+    """Return the existing rejected-rows file of ``import_run`` under MEDIA_ROOT, or None."""
+    if not import_run.rejected_rows_file:
+        return None
+    media_root = Path(settings.MEDIA_ROOT).resolve()
+    path = (media_root / import_run.rejected_rows_file).resolve()
+    # The stored name is data, not trusted: never serve anything outside MEDIA_ROOT.
+    if not path.is_relative_to(media_root) or not path.is_file():
+        return None
+    return path
+
+
+def user_is_staff_or_manager(*, user: UserLike) -> bool:
+    """Return whether ``user`` may see operational data such as rejected import rows."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if user.is_staff or user.is_superuser:
+        return True
+    # Cached on the user object so a list of import runs asks the database once.
+    cached = getattr(user, "_elm_is_manager", None)
+    if cached is None:
+        cached = user.groups.filter(name=MANAGER_GROUP).exists()
+        user._elm_is_manager = cached
+    return cached

@@ -1,0 +1,501 @@
+"""REST API: token auth, customers, recommendations, import runs, pagination bounds and the schema."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+from django.urls import reverse
+from drf_spectacular.validation import validate_schema
+from rest_framework.authtoken.models import Token
+from rest_framework.throttling import ScopedRateThrottle
+
+from recommendations.models import Customer, RecommendationBatch
+from tests.factories import (
+    TEST_PASSWORD,
+    CustomerFactory,
+    ImportRunFactory,
+    PurchaseFactory,
+    RecommendationBatchFactory,
+    RecommendationFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+CUSTOMERS_URL = reverse("api-customer-list")
+TOKEN_URL = reverse("api-auth-token")
+IMPORT_RUNS_URL = reverse("api-import-run-list")
+
+
+@pytest.fixture(autouse=True)
+def _clear_throttle_cache():
+    # Throttle history lives in the cache; tests must not see each other's requests.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def user():
+    return UserFactory()
+
+
+@pytest.fixture
+def client(api_client, user):
+    """An API client authenticated with the user's token."""
+    token = Token.objects.create(user=user)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return api_client
+
+
+def customer_url(pseudonym: str) -> str:
+    return reverse("api-customer-detail", kwargs={"pseudonym": pseudonym})
+
+
+def recommendations_url(pseudonym: str) -> str:
+    return reverse("api-customer-recommendations", kwargs={"pseudonym": pseudonym})
+
+
+def rejected_rows_url(import_run_id: int) -> str:
+    return reverse("api-import-run-rejected-rows", kwargs={"import_run_id": import_run_id})
+
+
+# --------------------------------------------------------------------------- authentication
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        CUSTOMERS_URL,
+        "/api/customers/0000000000000001/",
+        "/api/customers/0000000000000001/recommendations/",
+        IMPORT_RUNS_URL,
+        "/api/import-runs/1/rejected-rows/",
+    ],
+)
+def test_endpoints_require_authentication(api_client, url):
+    """Answer 401 with a Token challenge to requests without credentials."""
+    # when
+    response = api_client.get(url)
+    # then
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
+
+
+def test_an_invalid_token_is_rejected(api_client):
+    """Answer 401 to a token that does not exist."""
+    # given
+    api_client.credentials(HTTP_AUTHORIZATION="Token " + "0" * 40)
+    # when
+    response = api_client.get(CUSTOMERS_URL)
+    # then
+    assert response.status_code == 401
+
+
+def test_obtain_token_with_username_and_password_then_use_it(api_client, user):
+    """Return a token for valid credentials that then authenticates API requests."""
+    # when
+    response = api_client.post(TOKEN_URL, {"username": user.username, "password": TEST_PASSWORD}, format="json")
+    # then
+    assert response.status_code == 200
+    token = response.json()["token"]
+    assert Token.objects.get(user=user).key == token
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assert api_client.get(CUSTOMERS_URL).status_code == 200
+
+
+def test_obtain_token_with_a_wrong_password_is_rejected(api_client, user):
+    """Answer 400 and create no token for a wrong password."""
+    # when
+    response = api_client.post(TOKEN_URL, {"username": user.username, "password": "wrong-password"}, format="json")
+    # then
+    assert response.status_code == 400
+    assert "non_field_errors" in response.json()
+    assert not Token.objects.filter(user=user).exists()
+
+
+def test_revoke_token_deletes_it_and_it_stops_working(client, user):
+    """Delete the caller's token on DELETE; the same token is refused afterwards."""
+    # when
+    response = client.delete(TOKEN_URL)
+    # then
+    assert response.status_code == 204
+    assert not Token.objects.filter(user=user).exists()
+    assert client.get(CUSTOMERS_URL).status_code == 401
+
+
+def test_revoke_token_requires_authentication(api_client, user):
+    """Answer 401 to an anonymous DELETE and leave other users' tokens alone."""
+    # given
+    Token.objects.create(user=user)
+    # when
+    response = api_client.delete(TOKEN_URL)
+    # then
+    assert response.status_code == 401
+    assert Token.objects.filter(user=user).exists()
+
+
+def test_token_endpoint_is_throttled_with_the_auth_scope(api_client, user, monkeypatch):
+    """Answer 429 once a client exceeds the "auth" rate."""
+    # given: a tiny rate for the auth scope (the class reads its rates at import time)
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"auth": "2/min"})
+    body = {"username": user.username, "password": "wrong-password"}
+    # when
+    statuses = [api_client.post(TOKEN_URL, body, format="json").status_code for _ in range(3)]
+    # then
+    assert statuses == [400, 400, 429]
+
+
+# --------------------------------------------------------------------------- customer list
+
+
+def test_customer_list_items_have_the_documented_fields(client):
+    """Return each customer's pseudonym, region, purchase facts, revenue and recommendation count."""
+    # given
+    customer = CustomerFactory(pseudonym="aaaa000000000001", region="Western Europe", order_count=7)
+    RecommendationFactory.create_batch(2, customer=customer)
+    # when
+    response = client.get(CUSTOMERS_URL)
+    # then
+    assert response.status_code == 200
+    body = response.json()
+    assert body["count"] == 1
+    item = body["results"][0]
+    assert set(item) == {
+        "pseudonym",
+        "region",
+        "first_purchase_at",
+        "last_purchase_at",
+        "order_count",
+        "revenue",
+        "recommendation_count",
+        "url",
+    }
+    assert item["pseudonym"] == "aaaa000000000001"
+    assert item["region"] == "Western Europe"
+    assert item["order_count"] == 7
+    assert item["revenue"] == "123.45"
+    assert item["recommendation_count"] == 2
+    assert item["url"].endswith("/api/customers/aaaa000000000001/")
+
+
+def test_customer_list_caps_a_huge_limit(client):
+    """Serve at most max_limit (200) items however large the requested limit."""
+    # given
+    CustomerFactory.create_batch(205)
+    # when
+    response = client.get(CUSTOMERS_URL, {"limit": 100000})
+    # then
+    assert response.status_code == 200
+    body = response.json()
+    assert body["count"] == 205
+    assert len(body["results"]) == 200
+    assert "limit=200" in body["next"]
+
+
+def test_customer_list_pages_with_limit_and_offset(client):
+    """Return consecutive, non-overlapping pages for limit/offset."""
+    # given
+    CustomerFactory.create_batch(5)
+    # when
+    first = client.get(CUSTOMERS_URL, {"limit": 2, "offset": 0}).json()
+    second = client.get(CUSTOMERS_URL, {"limit": 2, "offset": 2}).json()
+    beyond = client.get(CUSTOMERS_URL, {"limit": 2, "offset": 50}).json()
+    # then
+    first_ids = [c["pseudonym"] for c in first["results"]]
+    second_ids = [c["pseudonym"] for c in second["results"]]
+    assert len(first_ids) == len(second_ids) == 2
+    assert not set(first_ids) & set(second_ids)
+    assert beyond["results"] == []
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"limit": "abc"}, "limit"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "-5"}, "limit"),
+        ({"limit": "1_0"}, "limit"),
+        ({"offset": "abc"}, "offset"),
+        ({"offset": "-1"}, "offset"),
+        ({"offset": "1.5"}, "offset"),
+        ({"offset": str(10**12)}, "offset"),
+        ({"ordering": "embedding"}, "ordering"),
+        ({"ordering": "-pseudonym"}, "ordering"),
+        ({"pseudonym": "not-hex!"}, "pseudonym"),
+        ({"pseudonym": "a" * 65}, "pseudonym"),
+    ],
+)
+def test_customer_list_rejects_malformed_parameters_with_400(client, params, field):
+    """Answer 400 naming the malformed parameter instead of guessing or failing with 500."""
+    # given
+    CustomerFactory()
+    # when
+    response = client.get(CUSTOMERS_URL, params)
+    # then
+    assert response.status_code == 400
+    body = response.json()
+    assert list(body) == [field]
+    assert body[field][0]
+
+
+def test_customer_list_filters_by_region(client):
+    """Keep only customers of the given region."""
+    # given
+    CustomerFactory(region="Western Europe")
+    wanted = CustomerFactory(region="Asia-Pacific")
+    # when
+    body = client.get(CUSTOMERS_URL, {"region": "Asia-Pacific"}).json()
+    # then
+    assert [c["pseudonym"] for c in body["results"]] == [wanted.pseudonym]
+
+
+def test_customer_list_searches_by_pseudonym_prefix(client):
+    """Keep customers whose pseudonym starts with the prefix, ignoring its case."""
+    # given
+    CustomerFactory(pseudonym="beef000000000001")
+    CustomerFactory(pseudonym="beef000000000002")
+    CustomerFactory(pseudonym="0beef00000000003")
+    # when
+    body = client.get(CUSTOMERS_URL, {"pseudonym": "BEEF"}).json()
+    # then
+    assert sorted(c["pseudonym"] for c in body["results"]) == ["beef000000000001", "beef000000000002"]
+
+
+def test_customer_list_orders_by_revenue_descending(client):
+    """Sort by the requested allowed key."""
+    # given
+    for revenue in ("5.00", "500.00", "50.00"):
+        CustomerFactory(revenue=revenue)
+    # when
+    body = client.get(CUSTOMERS_URL, {"ordering": "-revenue"}).json()
+    # then
+    assert [c["revenue"] for c in body["results"]] == ["500.00", "50.00", "5.00"]
+
+
+@pytest.mark.parametrize("n_customers", [3, 40])
+def test_customer_list_query_count_does_not_grow_with_the_page(client, django_assert_max_num_queries, n_customers):
+    """Answer a page in 3 queries (token, count, page) whatever its size."""
+    # given
+    for customer in CustomerFactory.create_batch(n_customers):
+        RecommendationFactory(customer=customer)
+    # when / then
+    with django_assert_max_num_queries(3):
+        response = client.get(CUSTOMERS_URL, {"limit": 200})
+    assert len(response.json()["results"]) == n_customers
+
+
+# --------------------------------------------------------------------------- customer detail
+
+
+def test_customer_detail_includes_profile_and_recent_purchases(client):
+    """Return the profile, links and the latest purchase lines with stock codes."""
+    # given
+    customer = CustomerFactory()
+    purchase = PurchaseFactory(customer=customer, quantity=12)
+    # when
+    response = client.get(customer_url(customer.pseudonym))
+    # then
+    assert response.status_code == 200
+    body = response.json()
+    assert body["pseudonym"] == customer.pseudonym
+    assert body["recommendations_url"].endswith(recommendations_url(customer.pseudonym))
+    assert body["recent_purchases"] == [
+        {
+            "occurred_at": body["recent_purchases"][0]["occurred_at"],
+            "invoice": purchase.invoice,
+            "stock_code": purchase.product.stock_code,
+            "description": purchase.description,
+            "quantity": 12,
+            "unit_price": "2.550",
+            "kind": "sale",
+        }
+    ]
+
+
+@pytest.mark.parametrize("n_purchases", [1, 30])
+def test_customer_detail_query_count_is_constant(client, django_assert_max_num_queries, n_purchases):
+    """Answer in 3 queries (token, customer, purchases) however many purchases."""
+    # given
+    customer = CustomerFactory()
+    PurchaseFactory.create_batch(n_purchases, customer=customer)
+    # when / then
+    with django_assert_max_num_queries(3):
+        response = client.get(customer_url(customer.pseudonym))
+    assert len(response.json()["recent_purchases"]) == min(n_purchases, 20)
+
+
+@pytest.mark.parametrize("pseudonym", ["0000000000000000", "no-such-customer", "%00"])
+def test_unknown_pseudonym_is_404(client, pseudonym):
+    """Answer 404 with a message for an unknown pseudonym, on detail and recommendations."""
+    # given
+    CustomerFactory()
+    # when
+    detail = client.get(f"/api/customers/{pseudonym}/")
+    recommendations = client.get(f"/api/customers/{pseudonym}/recommendations/")
+    # then
+    assert detail.status_code == recommendations.status_code == 404
+    assert detail.json() == {"detail": "No customer with this pseudonym."}
+
+
+# --------------------------------------------------------------------------- recommendations
+
+
+def test_recommendations_come_from_the_active_batch_in_rank_order(client):
+    """List only the active batch's recommendations, best rank first, with their products."""
+    # given
+    customer = CustomerFactory()
+    superseded = RecommendationBatchFactory(status=RecommendationBatch.Status.SUPERSEDED)
+    RecommendationFactory(customer=customer, batch=superseded, rank=1, score=0.99)
+    ranked = {rank: RecommendationFactory(customer=customer, rank=rank, score=1 - rank / 10) for rank in (2, 1, 3)}
+    # when
+    response = client.get(recommendations_url(customer.pseudonym))
+    # then
+    assert response.status_code == 200
+    body = response.json()
+    assert [r["rank"] for r in body] == [1, 2, 3]
+    assert body[0] == {
+        "rank": 1,
+        "score": pytest.approx(0.9),
+        "product": {"stock_code": ranked[1].product.stock_code, "description": ranked[1].product.description},
+        "generated_at": body[0]["generated_at"],
+    }
+    assert all(r["score"] != 0.99 for r in body)
+
+
+def test_recommendations_are_empty_when_no_batch_is_active(client):
+    """Return an empty list, not old recommendations, while no batch is active."""
+    # given
+    customer = CustomerFactory()
+    running = RecommendationBatchFactory(status=RecommendationBatch.Status.RUNNING)
+    RecommendationFactory(customer=customer, batch=running, rank=1)
+    # when
+    response = client.get(recommendations_url(customer.pseudonym))
+    # then
+    assert response.status_code == 200
+    assert response.json() == []
+
+
+@pytest.mark.parametrize("n_recommendations", [1, 10])
+def test_recommendations_query_count_is_constant(client, django_assert_max_num_queries, n_recommendations):
+    """Answer in 3 queries (token, customer, recommendations+products) however many there are."""
+    # given
+    customer = CustomerFactory()
+    for rank in range(1, n_recommendations + 1):
+        RecommendationFactory(customer=customer, rank=rank)
+    # when / then
+    with django_assert_max_num_queries(3):
+        response = client.get(recommendations_url(customer.pseudonym))
+    assert len(response.json()) == n_recommendations
+
+
+# --------------------------------------------------------------------------- import runs
+
+
+@pytest.fixture
+def media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    (tmp_path / "imports").mkdir()
+    return tmp_path
+
+
+@pytest.fixture
+def run_with_rejects(media_root):
+    (media_root / "imports" / "import-1-rejected.csv").write_text("row,reason\n7,missing_customer\n")
+    return ImportRunFactory(rejected_rows_file="imports/import-1-rejected.csv", rows_rejected=1)
+
+
+def test_import_runs_list_counts_and_hides_the_download_link_from_regular_users(client, run_with_rejects):
+    """List runs with their counts; a regular user gets no rejected-rows link."""
+    # when
+    response = client.get(IMPORT_RUNS_URL)
+    # then
+    assert response.status_code == 200
+    item = response.json()["results"][0]
+    assert item["id"] == run_with_rejects.pk
+    assert item["rows_rejected"] == 1
+    assert item["rejected_by_reason"] == {"missing_customer": 5}
+    assert item["rejected_rows_url"] is None
+
+
+def test_import_runs_list_gives_managers_the_download_link(api_client, run_with_rejects):
+    """Give managers an absolute rejected-rows link; runs without rejects get null."""
+    # given
+    ImportRunFactory(rejected_rows_file="")
+    api_client.force_authenticate(UserFactory(groups=["manager"]))
+    # when
+    results = api_client.get(IMPORT_RUNS_URL).json()["results"]
+    # then
+    links = {r["id"]: r["rejected_rows_url"] for r in results}
+    assert links[run_with_rejects.pk] == f"http://testserver{rejected_rows_url(run_with_rejects.pk)}"
+    assert sorted(v is None for v in links.values()) == [False, True]
+
+
+@pytest.mark.parametrize("kwargs", [{"is_staff": True}, {"groups": ["manager"]}])
+def test_staff_and_managers_download_rejected_rows_as_csv(api_client, run_with_rejects, kwargs):
+    """Stream the rejected-rows CSV as an attachment to staff and managers."""
+    # given
+    api_client.force_authenticate(UserFactory(**kwargs))
+    # when
+    response = api_client.get(rejected_rows_url(run_with_rejects.pk))
+    # then
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    assert b"".join(response.streaming_content) == b"row,reason\n7,missing_customer\n"
+
+
+def test_regular_users_cannot_download_rejected_rows(client, run_with_rejects):
+    """Answer 403 to users who are neither staff nor managers."""
+    # when
+    response = client.get(rejected_rows_url(run_with_rejects.pk))
+    # then
+    assert response.status_code == 403
+
+
+def test_rejected_rows_download_is_404_without_a_file(api_client, media_root):
+    """Answer 404 for an unknown run and for a run that rejected nothing."""
+    # given
+    api_client.force_authenticate(UserFactory(is_staff=True))
+    clean = ImportRunFactory(rejected_rows_file="")
+    # when / then
+    assert api_client.get(rejected_rows_url(clean.pk)).status_code == 404
+    assert api_client.get(rejected_rows_url(clean.pk + 1000)).status_code == 404
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def test_schema_endpoint_returns_a_valid_openapi_document(api_client):
+    """Serve an OpenAPI 3 document that validates and documents every endpoint."""
+    # when
+    response = api_client.get("/api/schema/", {"format": "json"})
+    # then
+    assert response.status_code == 200
+    schema = response.json()
+    validate_schema(schema)  # raises on an invalid document
+    for path in (
+        "/api/auth/token/",
+        "/api/customers/",
+        "/api/customers/{pseudonym}/",
+        "/api/customers/{pseudonym}/recommendations/",
+        "/api/import-runs/",
+        "/api/import-runs/{import_run_id}/rejected-rows/",
+    ):
+        assert path in schema["paths"], path
+    assert set(schema["paths"]["/api/auth/token/"]) == {"post", "delete"}
+    params = {p["name"] for p in schema["paths"]["/api/customers/"]["get"]["parameters"]}
+    assert params == {"limit", "offset", "region", "pseudonym", "ordering"}
+
+
+def test_customers_are_read_through_the_scoping_hook(client, monkeypatch):
+    """Route list, detail and recommendations through customer_queryset_for."""
+    # given: a scoping hook that hides every customer
+    customer = CustomerFactory()
+    monkeypatch.setattr(
+        "recommendations.selectors.customer_queryset_for", lambda user: Customer.objects.none()
+    )
+    # when / then
+    assert client.get(CUSTOMERS_URL).json()["count"] == 0
+    assert client.get(customer_url(customer.pseudonym)).status_code == 404
+    assert client.get(recommendations_url(customer.pseudonym)).status_code == 404

@@ -1,0 +1,271 @@
+"""Selectors: scoping hook, filters, ordering, active-batch recommendations and constant query counts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import AnonymousUser
+from django.utils import timezone
+
+from recommendations import selectors
+from recommendations.models import Customer, RecommendationBatch
+from tests.factories import (
+    CustomerFactory,
+    ImportRunFactory,
+    ProductFactory,
+    PurchaseFactory,
+    RecommendationBatchFactory,
+    RecommendationFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def user():
+    return UserFactory()
+
+
+def test_customer_queryset_for_returns_every_customer_to_an_authenticated_user(user):
+    """Return all customers to a signed-in user (no account scoping yet)."""
+    # given
+    CustomerFactory.create_batch(3)
+    # when
+    qs = selectors.customer_queryset_for(user)
+    # then
+    assert qs.count() == 3
+
+
+def test_customer_queryset_for_returns_nothing_to_an_anonymous_user():
+    """Return no customers to an anonymous user."""
+    # given
+    CustomerFactory()
+    # when
+    qs = selectors.customer_queryset_for(AnonymousUser())
+    # then
+    assert qs.count() == 0
+
+
+def test_customer_list_filters_by_region_and_pseudonym_prefix(user):
+    """Keep only customers of the region whose pseudonym starts with the (case-folded) prefix."""
+    # given
+    CustomerFactory(pseudonym="abc0000000000001", region="British Isles")
+    CustomerFactory(pseudonym="abc0000000000002", region="Western Europe")
+    CustomerFactory(pseudonym="abd0000000000003", region="British Isles")
+    # when
+    found = selectors.customer_list(user=user, region="British Isles", search=" ABC ")
+    # then
+    assert [c.pseudonym for c in found] == ["abc0000000000001"]
+
+
+@pytest.mark.parametrize("search", ["xyz", "abc%", "a" * 65])
+def test_customer_list_rejects_a_search_that_cannot_match(user, search):
+    """Raise InvalidCustomerQuery for non-hex or over-long pseudonym prefixes."""
+    # when / then
+    with pytest.raises(selectors.InvalidCustomerQuery) as exc_info:
+        selectors.customer_list(user=user, search=search)
+    assert exc_info.value.field == "pseudonym"
+
+
+def test_customer_list_rejects_an_ordering_outside_the_allow_list(user):
+    """Raise InvalidCustomerQuery naming the allowed orderings for any other sort key."""
+    # when / then
+    with pytest.raises(selectors.InvalidCustomerQuery) as exc_info:
+        selectors.customer_list(user=user, ordering="embedding")
+    assert exc_info.value.field == "ordering"
+    assert "-revenue" in exc_info.value.message
+
+
+@pytest.mark.parametrize(
+    ("ordering", "expected"),
+    [
+        ("revenue", ["low", "mid", "high"]),
+        ("-revenue", ["high", "mid", "low"]),
+        ("order_count", ["high", "low", "mid"]),
+        ("-order_count", ["mid", "low", "high"]),
+    ],
+)
+def test_customer_list_orders_by_allowed_keys(user, ordering, expected):
+    """Sort ascending or descending by the requested allowed key."""
+    # given
+    names = {}
+    for name, revenue, orders in [("low", "1.00", 5), ("mid", "50.00", 9), ("high", "900.00", 1)]:
+        names[CustomerFactory(revenue=Decimal(revenue), order_count=orders).pseudonym] = name
+    # when
+    found = selectors.customer_list(user=user, ordering=ordering)
+    # then
+    assert [names[c.pseudonym] for c in found] == expected
+
+
+def test_customer_list_defaults_to_most_recent_purchase_first_with_never_purchased_last(user):
+    """Sort by last purchase, newest first, customers without purchases at the end."""
+    # given
+    now = timezone.now()
+    old = CustomerFactory(last_purchase_at=now - dt.timedelta(days=300))
+    never = CustomerFactory(last_purchase_at=None, first_purchase_at=None)
+    new = CustomerFactory(last_purchase_at=now - dt.timedelta(days=1))
+    # when
+    found = list(selectors.customer_list(user=user))
+    # then
+    assert found == [new, old, never]
+
+
+def test_customer_list_counts_only_recommendations_of_the_active_batch(user):
+    """Annotate recommendation_count from the active batch, ignoring superseded ones."""
+    # given
+    customer = CustomerFactory()
+    idle = CustomerFactory()
+    RecommendationFactory.create_batch(3, customer=customer)
+    old = RecommendationBatchFactory(status=RecommendationBatch.Status.SUPERSEDED)
+    RecommendationFactory.create_batch(5, customer=customer, batch=old)
+    RecommendationFactory.create_batch(2, customer=idle, batch=old)
+    # when
+    counts = {c.pseudonym: c.recommendation_count for c in selectors.customer_list(user=user)}
+    # then
+    assert counts == {customer.pseudonym: 3, idle.pseudonym: 0}
+
+
+def test_customer_list_page_takes_one_query_however_many_recommendations(user, django_assert_num_queries):
+    """Fetch a page of customers with their counts in a single query (no N+1)."""
+    # given
+    for customer in CustomerFactory.create_batch(20):
+        RecommendationFactory.create_batch(2, customer=customer)
+    # when / then
+    with django_assert_num_queries(1):
+        page = list(selectors.customer_list(user=user)[:50])
+    assert len(page) == 20
+    assert {c.recommendation_count for c in page} == {2}
+
+
+def test_customer_get_finds_a_customer_case_insensitively(user):
+    """Return the customer for its pseudonym typed in upper case."""
+    # given
+    customer = CustomerFactory(pseudonym="00ff00ff00ff00ff")
+    # when
+    found = selectors.customer_get(user=user, pseudonym="00FF00FF00FF00FF")
+    # then
+    assert found == customer
+
+
+def test_customer_get_raises_for_an_unknown_pseudonym(user):
+    """Raise Customer.DoesNotExist when no customer has the pseudonym."""
+    # when / then
+    with pytest.raises(Customer.DoesNotExist):
+        selectors.customer_get(user=user, pseudonym="0000000000000000")
+
+
+def test_customer_get_hides_customers_from_anonymous_users():
+    """Raise Customer.DoesNotExist for anonymous users, through the scoping hook."""
+    # given
+    customer = CustomerFactory()
+    # when / then
+    with pytest.raises(Customer.DoesNotExist):
+        selectors.customer_get(user=AnonymousUser(), pseudonym=customer.pseudonym)
+
+
+def test_recommendations_for_customer_returns_the_active_batch_in_rank_order(user, django_assert_num_queries):
+    """Return active-batch recommendations best rank first, products loaded in the same query."""
+    # given
+    customer = CustomerFactory()
+    for rank in (3, 1, 2):
+        RecommendationFactory(customer=customer, rank=rank, score=1 - rank / 10)
+    running = RecommendationBatchFactory(status=RecommendationBatch.Status.RUNNING)
+    superseded = RecommendationBatchFactory(status=RecommendationBatch.Status.SUPERSEDED)
+    RecommendationFactory(customer=customer, batch=running, rank=1)
+    RecommendationFactory(customer=customer, batch=superseded, rank=1)
+    RecommendationFactory(rank=1)  # another customer's
+    # when
+    with django_assert_num_queries(1):
+        recommendations = selectors.recommendations_for_customer(user=user, customer=customer)
+        descriptions = [r.product.description for r in recommendations]
+    # then
+    assert [r.rank for r in recommendations] == [1, 2, 3]
+    assert all(r.batch.status == RecommendationBatch.Status.ACTIVE for r in recommendations)
+    assert len(descriptions) == 3
+
+
+def test_recommendations_for_customer_is_empty_without_an_active_batch(user):
+    """Return nothing while no batch is active, even if older batches exist."""
+    # given
+    customer = CustomerFactory()
+    RecommendationFactory(
+        customer=customer, batch=RecommendationBatchFactory(status=RecommendationBatch.Status.SUPERSEDED)
+    )
+    # when
+    recommendations = selectors.recommendations_for_customer(user=user, customer=customer)
+    # then
+    assert recommendations == []
+
+
+def test_customer_recent_purchases_are_newest_first_and_limited(user, django_assert_num_queries):
+    """Return at most ``limit`` lines, newest first, with products, in one query."""
+    # given
+    customer = CustomerFactory()
+    now = timezone.now()
+    for days in (5, 1, 3, 9):
+        PurchaseFactory(customer=customer, occurred_at=now - dt.timedelta(days=days), invoice=f"INV{days}")
+    PurchaseFactory(occurred_at=now)  # another customer's
+    # when
+    with django_assert_num_queries(1):
+        purchases = selectors.customer_recent_purchases(user=user, customer=customer, limit=3)
+        codes = [p.product.stock_code for p in purchases]
+    # then
+    assert [p.invoice for p in purchases] == ["INV1", "INV3", "INV5"]
+    assert len(codes) == 3
+
+
+def test_customer_recent_purchases_caps_the_limit(user):
+    """Clamp a huge limit to RECENT_PURCHASES_MAX."""
+    # given
+    customer = CustomerFactory()
+    product = ProductFactory()
+    PurchaseFactory.create_batch(selectors.RECENT_PURCHASES_MAX + 2, customer=customer, product=product)
+    # when
+    purchases = selectors.customer_recent_purchases(user=user, customer=customer, limit=10**9)
+    # then
+    assert len(purchases) == selectors.RECENT_PURCHASES_MAX
+
+
+def test_import_run_list_is_newest_first(user):
+    """Order import runs by start time, newest first."""
+    # given
+    older = ImportRunFactory()
+    newer = ImportRunFactory()
+    older.started_at = timezone.now() - dt.timedelta(days=2)
+    older.save(update_fields=["started_at"])
+    # when
+    runs = list(selectors.import_run_list(user=user))
+    # then
+    assert runs == [newer, older]
+
+
+def test_rejected_rows_path_never_leaves_media_root(settings, tmp_path):
+    """Return None for a stored name that points outside MEDIA_ROOT, the path for one inside."""
+    # given
+    settings.MEDIA_ROOT = tmp_path / "media"
+    (tmp_path / "media" / "imports").mkdir(parents=True)
+    (tmp_path / "media" / "imports" / "ok.csv").write_text("row\n")
+    (tmp_path / "secret.csv").write_text("secret\n")
+    escaping = ImportRunFactory(rejected_rows_file="../secret.csv")
+    inside = ImportRunFactory(rejected_rows_file="imports/ok.csv")
+    missing = ImportRunFactory(rejected_rows_file="imports/gone.csv")
+    # when / then
+    assert selectors.import_run_rejected_rows_path(import_run=escaping) is None
+    assert selectors.import_run_rejected_rows_path(import_run=missing) is None
+    assert selectors.import_run_rejected_rows_path(import_run=inside) == (tmp_path / "media/imports/ok.csv").resolve()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [({}, False), ({"is_staff": True}, True), ({"groups": ["manager"]}, True), ({"groups": ["sales"]}, False)],
+)
+def test_user_is_staff_or_manager(kwargs, expected):
+    """Grant operational access to staff and members of the manager group only."""
+    # given
+    user = UserFactory(**kwargs)
+    # when / then
+    assert selectors.user_is_staff_or_manager(user=user) is expected
+    assert selectors.user_is_staff_or_manager(user=AnonymousUser()) is False
