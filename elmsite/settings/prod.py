@@ -1,7 +1,9 @@
 """Production settings: secrets must already exist, HTTPS-only cookies, HSTS."""
 
 from .base import *  # noqa: F403
-from .base import SECRET_KEY_FILE, env_bool, read_secret
+from elmsite.keys import read_secret
+
+from .base import SECRET_KEY_FILE, env_bool
 
 DEBUG = False
 ELM_CREATE_KEY_FILES = False

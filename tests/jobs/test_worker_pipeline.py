@@ -47,7 +47,7 @@ def test_embedding_and_recommendation_pipeline_runs_in_a_real_worker(celery_work
     """Embed products (gpu queue), then customers, then recommend, all in a separate worker process."""
     # Given products, customers and purchases in the database (the worker uses shards of 8)
     now = timezone.now()
-    products, customers = given_a_small_shop(now)
+    _, customers = given_a_small_shop(now)
     # When the embedding pipeline is queued (as `manage.py embed --then-recommend` does)
     job = job_create(kind="embed_products", then=["embed_customers", "recommend"])
     chain = wait_for_job(job, timeout=240)

@@ -1,0 +1,172 @@
+"""The main job: real servers, the real data, a real worker, and the site on http://127.0.0.1:8000."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import signal
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from core import processes
+from elmsite import embedded
+
+DEMO_USERS = [
+    ("sales", "sales", "Sam", "Sales"),
+    ("reviewer", "reviewer", "Riley", "Reviewer"),
+    ("manager", "manager", "Morgan", "Manager"),
+]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Command(BaseCommand):
+    help = "Start everything on the embedded defaults, load the real data, compute, and serve the site."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--dataset", type=Path, default=None, help="Online Retail .csv or .csv.gz")
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--no-serve", action="store_true", help="Prepare everything, then stop.")
+        parser.add_argument("--reset-passwords", action="store_true", help="Print new passwords for demo users.")
+
+    def handle(self, *args, dataset, host, port, no_serve, reset_passwords, **options):
+        t0 = time.monotonic()
+        var = settings.VAR_DIR
+        dataset = dataset or settings.ELM_DATASET_PATH
+        if not dataset.exists():
+            raise CommandError(
+                f"Dataset not found at {dataset}. Download 'Online Retail' from the UCI Machine Learning "
+                "Repository (https://doi.org/10.24432/C5BW33), save it as CSV, and pass --dataset PATH."
+            )
+        started = self._start_servers(var)
+        children: list[processes.Child] = []
+        stopping = False
+
+        def on_signal(signum, frame):
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, on_signal)
+        try:
+            self._step("Migrating the database")
+            call_command("migrate", interactive=False, verbosity=0)
+            self._import(dataset)
+            children += self._start_workers(var)
+            self._compute()
+            self._users(reset_passwords)
+            elapsed = time.monotonic() - t0
+            if no_serve:
+                self.stdout.write(self.style.SUCCESS(f"Ready in {elapsed:.0f} s (not serving: --no-serve)."))
+                return
+            call_command("collectstatic", interactive=False, verbosity=0)
+            web = processes.start_web(
+                host=host, port=port, workers=2, log_dir=var / "log", cwd=settings.BASE_DIR, env={"DJANGO_DEBUG": "0"}
+            )
+            children.append(web)
+            processes.wait_for_log(web, b"Booting worker", timeout=60)
+            self.stdout.write(
+                self.style.SUCCESS(f"Ready in {elapsed:.0f} s. Serving http://{host}:{port}/ — press Ctrl-C to stop.")
+            )
+            while all(c.proc.poll() is None for c in children):
+                time.sleep(1)
+            dead = [c.name for c in children if c.proc.poll() is not None]
+            raise CommandError(f"{', '.join(dead)} stopped unexpectedly; see {var / 'log'}")
+        except KeyboardInterrupt:
+            stopping = True
+            self.stdout.write("\nStopping…")
+        finally:
+            for child in reversed(children):
+                child.stop()
+            if started:
+                embedded.stop_all(var)
+            if stopping or children:
+                self.stdout.write("Stopped everything this command started.")
+
+    # ----------------------------------------------------------------- steps
+
+    def _step(self, text: str) -> None:
+        self.stdout.write(self.style.MIGRATE_HEADING(f"» {text}"))
+
+    def _start_servers(self, var: Path) -> bool:
+        self._step("Starting the embedded servers")
+        if not (settings.EMBEDDED_DATABASE or settings.EMBEDDED_BROKER):
+            self.stdout.write("  using DATABASE_URL and CELERY_BROKER_URL")
+            return False
+        was_running = embedded.pg_status(var).running and embedded.valkey_status(var).running
+        for status in embedded.start_all(var, database=settings.EMBEDDED_DATABASE, broker=settings.EMBEDDED_BROKER):
+            self.stdout.write(f"  {status}")
+        return not was_running
+
+    def _import(self, dataset: Path) -> None:
+        from recommendations.models import ImportRun
+
+        self._step(f"Importing {dataset}")
+        digest = _sha256(dataset)
+        done = ImportRun.objects.filter(file_sha256=digest, status=ImportRun.Status.SUCCEEDED).first()
+        if done:
+            self.stdout.write(f"  already imported (run #{done.pk}, {done.rows_inserted:,} lines); reusing the data")
+            return
+        call_command("import_transactions", str(dataset))
+
+    def _start_workers(self, var: Path) -> list[processes.Child]:
+        self._step("Starting Celery workers (queues: gpu, default)")
+        log_dir = var / "log"
+        gpu = processes.start_worker(name="gpu", queues="gpu", concurrency=1, log_dir=log_dir, cwd=settings.BASE_DIR)
+        default = processes.start_worker(
+            name="default", queues="default", concurrency=2, log_dir=log_dir, cwd=settings.BASE_DIR
+        )
+        for child in (gpu, default):
+            processes.wait_for_log(child, b"ready.", timeout=90)
+            self.stdout.write(f"  worker {child.name}: pid {child.proc.pid}, log {child.log}")
+        return [gpu, default]
+
+    def _compute(self) -> None:
+        from jobs.progress import JobFailed, wait_for_pipeline
+        from jobs.services import job_create
+
+        self._step("Embedding products and customers, then recommending (in the workers)")
+        job = job_create(kind="embed_products", then=["embed_customers", "recommend"])
+        try:
+            chain = wait_for_pipeline(job)
+        except JobFailed as exc:
+            raise CommandError(f"{exc}. Worker logs: {settings.VAR_DIR / 'log'}") from exc
+        for j in chain:
+            took = (j.finished_at - j.started_at).total_seconds() if j.started_at and j.finished_at else 0
+            self.stdout.write(f"  {j.kind}: {j.items_done:,} items in {j.shards_total} shards, {took:.1f} s")
+
+    def _users(self, reset: bool) -> None:
+        self._step("Demo users")
+        User = get_user_model()
+        lines = []
+        with transaction.atomic():
+            for username, group, first, last in DEMO_USERS:
+                user, created = User.objects.get_or_create(
+                    username=username, defaults={"first_name": first, "last_name": last}
+                )
+                user.groups.add(Group.objects.get_or_create(name=group)[0])
+                if group in ("manager", "reviewer"):
+                    user.is_staff = True
+                if created or reset:
+                    password = secrets.token_urlsafe(12)
+                    user.set_password(password)
+                    lines.append(f"  {username:<9} password: {password}")
+                user.save()
+        if lines:
+            self.stdout.write("  Sign in at /login/ with (shown only now; --reset-passwords prints new ones):")
+            for line in lines:
+                self.stdout.write(line)
+        else:
+            self.stdout.write("  users sales, reviewer, manager exist; run with --reset-passwords to get new passwords")
