@@ -90,3 +90,28 @@ class Explanation(models.Model):
 
     def __str__(self) -> str:
         return f"Explanation of {self.recommendation_id}"
+
+
+class ConfidenceCalibration(models.Model):
+    """A score -> probability map fitted on a temporal holdout of the real data, with its test ECE."""
+
+    recommender = models.CharField(max_length=64)
+    method = models.CharField(max_length=16)
+    params = models.JSONField()
+    validation_cutoff = models.DateTimeField()
+    test_cutoff = models.DateTimeField()
+    horizon_days = models.PositiveSmallIntegerField()
+    validation_pairs = models.PositiveIntegerField()
+    test_pairs = models.PositiveIntegerField()
+    base_rate = models.FloatField()
+    ece_before = models.FloatField()  # raw score read as a probability, on the test window
+    ece_after = models.FloatField()  # calibrated probability, on the test window
+    reliability = models.JSONField()  # test-window reliability table after calibration
+    reliability_before = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.recommender} {self.method} ECE {self.ece_after:.3f}"

@@ -16,6 +16,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import Count, F, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
+from django.utils.translation import gettext
 
 from recommendations.models import Customer, ImportRun, Purchase, Recommendation, RecommendationBatch
 
@@ -70,9 +71,11 @@ def normalize_pseudonym_search(raw: str | None) -> str | None:
     if not text:
         return None
     if len(text) > PSEUDONYM_SEARCH_MAX_LENGTH:
-        raise InvalidCustomerQuery("pseudonym", f"At most {PSEUDONYM_SEARCH_MAX_LENGTH} characters.")
+        raise InvalidCustomerQuery(
+            "pseudonym", gettext("At most %(max)d characters.") % {"max": PSEUDONYM_SEARCH_MAX_LENGTH}
+        )
     if not _PSEUDONYM_PREFIX_RE.fullmatch(text):
-        raise InvalidCustomerQuery("pseudonym", "Pseudonyms contain only the characters 0-9 and a-f.")
+        raise InvalidCustomerQuery("pseudonym", gettext("Pseudonyms contain only the characters 0-9 and a-f."))
     return text
 
 
@@ -82,7 +85,10 @@ def validate_customer_ordering(raw: str | None) -> str:
         return DEFAULT_CUSTOMER_ORDERING
     value = raw.strip()
     if value not in CUSTOMER_ORDERINGS:
-        raise InvalidCustomerQuery("ordering", f"Unknown ordering; use one of: {', '.join(CUSTOMER_ORDERINGS)}.")
+        raise InvalidCustomerQuery(
+            "ordering",
+            gettext("Unknown ordering; use one of: %(allowed)s.") % {"allowed": ", ".join(CUSTOMER_ORDERINGS)},
+        )
     return value
 
 

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served locally: there is no CDN
     "django_celery_results",
     "core",
     "jobs",
@@ -121,6 +122,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 MEDIA_ROOT = VAR_DIR / "media"
+# Serve static files straight from the apps and static/ too, so no collectstatic is needed in dev/test.
+WHITENOISE_USE_FINDERS = True
 
 # --------------------------------------------------------------------------- API
 REST_FRAMEWORK = {
@@ -139,6 +142,13 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Explained product recommendations for pseudonymized customer accounts.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "ImportRunStatusEnum": "recommendations.models.ImportRun.Status",
+        "PurchaseKindEnum": "recommendations.models.Purchase.Kind",
+    },
 }
 
 # --------------------------------------------------------------------------- Celery

@@ -19,6 +19,8 @@ import sys
 from explanations.checks.pii import find_person_names, find_street_addresses
 
 _HEAVY = ("torch", "transformers", "sentence_transformers")
+# Presidio logs every loaded recognizer and the device at INFO; the checks run per request.
+logging.getLogger("presidio-analyzer").setLevel(logging.WARNING)
 
 
 @contextlib.contextmanager
@@ -83,6 +85,23 @@ class CardRecognizer(CreditCardRecognizer):
     ]
 
 
+class FormattedPhoneRecognizer(PhoneRecognizer):
+    """Presidio's phone recognizer at "possible number" leniency, kept to numbers written like phone numbers.
+
+    The "valid number" leniency misses numbers outside allocated ranges (such as the UK's
+    07700 900xxx), and "possible" alone also finds "12" or "2011"; so every match must hold at
+    least 9 digits and start with "+", "0" or "(" as a dialled number does.
+    """
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        results = super().analyze(text, entities, nlp_artifacts)
+        return [
+            r
+            for r in results
+            if text[r.start] in "+0(" and sum(ch.isdigit() for ch in text[r.start : r.end]) >= 9
+        ]
+
+
 class PersonNameRecognizer(LocalRecognizer):
     """PERSON from a names-dataset name list, in name-like context (see pii.find_person_names)."""
 
@@ -111,14 +130,13 @@ class StreetAddressRecognizer(LocalRecognizer):
 
 def build_analyzer() -> AnalyzerEngine:
     """Return an AnalyzerEngine with only the recognizers the checks use."""
-    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
     with without_heavy_ml():
         engine = BlankSpacyNlpEngine(models=[{"lang_code": "en", "model_name": "blank"}])
         engine.load()
         registry = RecognizerRegistry(supported_languages=["en"])
         for recognizer in (
             OfflineEmailRecognizer(),
-            PhoneRecognizer(supported_regions=PHONE_REGIONS, leniency=1),
+            FormattedPhoneRecognizer(supported_regions=PHONE_REGIONS, leniency=0),
             CardRecognizer(),
             IbanRecognizer(),
             UkPostcodeRecognizer(),

@@ -33,6 +33,15 @@ GENERIC_WORDS = frozenset(
     over own pack packs pair per piece pieces plus popular product products range same set sets size sizes
     small so some style styles sweet than that the their them then these they this those time to too top
     two three four five six ten twelve up us very way we well what when which who with you your
+    account address adult aged asst asstd assorted back bad beautiful bright busy calm can't check cheerful
+    choice class classical clean clear come country cute dark day days double down dream elegant family
+    fashion fine finish first friends full funky funny giant heat hold holiday i'm jumbo keep kid kids
+    lets life line list local long looking lost made making match matches memories memory mix mixed
+    mixture modern money multi natural nature number open order pale pattern patterns perfect perfectly
+    person personal please point possible present presents pretty print printed rest round run save
+    season secret served setting shape shaped shapes shop shopper shopping show single start station
+    stop stuff support take tall thank tiny touch town traditional travel treasure wake weekend welcome
+    wish wishes word work world you're
     """.split()
 )
 

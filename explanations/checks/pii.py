@@ -32,8 +32,8 @@ ENTITY_TYPES: dict[str, tuple[str, str, str]] = {
     "EMAIL_ADDRESS": ("pii:email", "<EMAIL>", "e-mail address"),
     "IBAN_CODE": ("pii:iban", "<IBAN>", "bank account number (IBAN)"),
     "CREDIT_CARD": ("pii:card", "<CARD>", "payment card number"),
-    "PHONE_NUMBER": ("pii:phone", "<PHONE>", "phone number"),
     "SOURCE_ID": ("pii:source_id", "<CUSTOMER_ID>", "the customer's own id"),
+    "PHONE_NUMBER": ("pii:phone", "<PHONE>", "phone number"),
     "STREET_ADDRESS": ("pii:address", "<ADDRESS>", "postal address"),
     "UK_POSTCODE": ("pii:address", "<ADDRESS>", "postal address"),
     "PERSON": ("pii:person", "<PERSON>", "person's name"),
@@ -56,7 +56,7 @@ AMBIGUOUS_NAMES = frozenset(
     """
     amber angel angels ant apple april art august autumn baby baker ball bay bee bell belle berry
     bill bird black bloom blossom bone bonnie brook brown bull bunny butter candy carol carry carton
-    cash cat charity cherry childs clay coco cook coral corona cotton cross crystal daisy dawn day
+    cash cat charity cherry childs clay coco cook coral corona cotton cross crystal czech daisy dawn day
     deco diamond dot dove dusty easter edge ember england english ever faith fan fawn fee fern field
     fields flora flower flowers forest fox france french frost garland gift ginger glass gold golden
     grace grant green grey hall happy hare harmony hazel heart heather hill holder holly honey hood
@@ -160,7 +160,10 @@ def find_person_names(text: str) -> list[tuple[int, int]]:
         if low in _TITLES and (_is_title_case(word) or _is_upper(word)) and joined(i):
             j = i + 1
             nxt = tokens[j][2]
-            if _is_title_case(nxt) and nxt.lower() not in _TITLES:
+            # "Mrs Okafor" is a name even if not listed, but "Mr Robot Soft Toy" is a product.
+            listed = (_in_list(nxt, last) or _in_list(nxt, first)) and not _ambiguous(nxt)
+            more = joined(j) and _is_title_case(tokens[j + 1][2])
+            if _is_title_case(nxt) and nxt.lower() not in _TITLES and (listed or not more):
                 while joined(j) and (
                     _is_title_case(tokens[j + 1][2]) and (_in_list(tokens[j + 1][2], last | first))
                     or tokens[j + 1][2].lower() in _PARTICLES
@@ -185,11 +188,15 @@ def find_person_names(text: str) -> list[tuple[int, int]]:
                     taken = (start, extend_surnames(k))
             else:
                 nxt = tokens[j][2]
+                # The second word must be a surname ("Charlie Lola" is two first names, a product);
+                # after an ambiguous first word ("Princess", "Rose") not a first name as well.
                 if (
                     _is_title_case(nxt)
-                    and _in_list(nxt, last | first)
-                    and not (_ambiguous(word) and _ambiguous(nxt))
+                    and _in_list(nxt, last)
+                    and not (_ambiguous(word) and (_ambiguous(nxt) or _in_list(nxt, first)))
                     and nxt.lower() not in _TITLES
+                    # "Bertie Glass Bead Charm": a product word as surname must end the name.
+                    and not (_ambiguous(nxt) and joined(j) and _is_title_case(tokens[j + 1][2]))
                 ):
                     taken = (start, extend_surnames(j))
         # Rule 3: a cue and an unambiguous first name ("ask Sarah", "Dear John,").
@@ -242,8 +249,9 @@ _SOUTH_STREET = re.compile(
     r"(?:(?:de|del|la|los|las|dos|da|do|di|della|dei|delle|d')\s?){0,2}[A-Z][\w'’-]+(?:\s[A-Z][\w'’-]+){0,3},?"
     r"\s(?:n[º°o]\.?\s?)?\d{1,4}[a-zA-Z]?\b"
 )
-# After a weak street word only the end of the address may follow: punctuation, a line end or a postcode.
-_WEAK_END = re.compile(r"\s*(?:$|[,.;:)\n]|\s[A-Z]{1,2}\d)")
+# After a weak street word only the end of the address may follow: punctuation, a line end, a
+# postcode or a lower-case word, never another capitalized product word ("... Place Settings").
+_WEAK_END = re.compile(r"\s*(?:$|[,.;:)\n]|\s[A-Z]{1,2}\d)|\s+[a-z]")
 
 
 def find_street_addresses(text: str) -> list[tuple[int, int]]:

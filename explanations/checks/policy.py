@@ -40,6 +40,7 @@ _PEOPLE = (
     r"customers?|clients?|buyers?|shoppers?|people|persons?|folks?|families|family|men|women|consumers?|households?"
     r"|owners?|retailers?|nationals?|citizens?"
 )
+_IS = r"(?:\s+(?:is|are)|['’](?:s|re))"  # "she is", "he's", "they're"
 _NOUNS = r"(?:man|woman|lady|gentleman|mother|father|mum|dad|wife|husband|girl|boy|widow|grandmother|grandfather)"
 
 # (category, pattern, is_regex). Chosen against this catalogue: GIRL, BOY, BABY, CHILDRENS, MUM,
@@ -87,7 +88,7 @@ DEFAULT_TERMS: tuple[tuple[str, str, bool], ...] = (
     ("gender", "masculine", False),
     ("gender", "housewife", False),
     ("gender", "housewives", False),
-    ("gender", rf"(?:because|as|since)\s+(?:she|he|they)\s+(?:is|are|'s|'re)\s+(?:a\s+|an\s+)?{_NOUNS}s?", True),
+    ("gender", rf"(?:because|as|since)\s+(?:she|he|they){_IS}\s+(?:a\s+|an\s+)?{_NOUNS}s?", True),
     ("gender", rf"as\s+(?:a|an)\s+{_NOUNS}", True),
     ("gender", rf"(?:being|is)\s+(?:a\s+)?(?:man|woman|lady)", True),
     # ethnicity / race
@@ -169,7 +170,7 @@ DEFAULT_TERMS: tuple[tuple[str, str, bool], ...] = (
     ("nationality", "expat", False),
     ("nationality", "expats", False),
     ("nationality", rf"(?:{_NATIONALITIES})\s+(?:{_PEOPLE})", True),
-    ("nationality", rf"(?:because|as|since)\s+(?:she|he|they|the\s+customer)\s+(?:is|are|'s|'re)\s+(?:{_NATIONALITIES})", True),
+    ("nationality", rf"(?:because|as|since)\s+(?:she|he|they|the\s+customer){_IS}\s+(?:{_NATIONALITIES})", True),
     ("nationality", rf"as\s+(?:a|an)\s+(?:{_NATIONALITIES})", True),
     ("nationality", rf"the\s+(?:{_NATIONALITIES})\s+(?:like|love|prefer|enjoy|buy|want)s?", True),
     # guarantees and absolute claims

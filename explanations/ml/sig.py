@@ -268,6 +268,13 @@ def _path_integrals(
     return weighted.sum(dim=1)
 
 
+def _with_unmasked_row(word_masks: torch.Tensor) -> torch.Tensor:
+    """Return the masks for [x, x with word 0 masked, x with word 1 masked, ...]."""
+    import torch
+
+    return torch.cat([torch.zeros_like(word_masks[:1]), word_masks])
+
+
 def sig_word_attributions(
     text: str,
     target: np.ndarray,
@@ -309,13 +316,6 @@ def sig_word_attributions(
         elapsed_s=time.perf_counter() - started,
         model_version=encoder_version(),
     )
-
-
-def _with_unmasked_row(word_masks: torch.Tensor) -> torch.Tensor:
-    """Return the masks for [x, x with word 0 masked, x with word 1 masked, ...]."""
-    import torch
-
-    return torch.cat([torch.zeros_like(word_masks[:1]), word_masks])
 
 
 def ig_word_attributions(

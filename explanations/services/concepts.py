@@ -126,9 +126,16 @@ def concepts_train(*, seed: int = 0) -> dict[str, dict]:
         score, low, high = cav_ml.concept_scores(x_all, result)
         with transaction.atomic():
             Concept.objects.filter(pk=concept.pk).update(
-                cav=result.direction.tolist(), cav_bias=result.bias, auc=result.auc, auc_low=result.auc_low,
-                accuracy=result.accuracy, positives=result.positives, negatives=result.negatives,
-                usable=result.usable, version=version, trained_at=timezone.now(),
+                cav=result.direction.tolist(),
+                cav_bias=result.bias,
+                auc=result.auc,
+                auc_low=result.auc_low,
+                accuracy=result.accuracy,
+                positives=result.positives,
+                negatives=result.negatives,
+                usable=result.usable,
+                version=version,
+                trained_at=timezone.now(),
             )
             CustomerConcept.objects.filter(concept=concept).delete()
             CustomerConcept.objects.bulk_create(

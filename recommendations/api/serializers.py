@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.urls import reverse
+from django.utils.functional import lazy
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -14,10 +16,19 @@ from recommendations.models import Customer, ImportRun, Purchase, Recommendation
 # --------------------------------------------------------------------------- input
 
 
+def _invalid_ordering_message() -> str:
+    # Translated when the error is raised (the active language), not at import time.
+    return gettext('"{input}" is not a valid ordering. Use one of: %(allowed)s.') % {
+        "allowed": ", ".join(selectors.CUSTOMER_ORDERINGS)
+    }
+
+
 class CustomerListParamsSerializer(serializers.Serializer):
     """Query parameters of the customer list."""
 
-    region = serializers.CharField(required=False, max_length=64, help_text=_("Exact region name."))
+    region = serializers.CharField(
+        required=False, allow_blank=True, max_length=64, help_text=_("Exact region name; empty = all regions.")
+    )
     pseudonym = serializers.CharField(
         required=False,
         allow_blank=True,
@@ -28,6 +39,7 @@ class CustomerListParamsSerializer(serializers.Serializer):
         required=False,
         choices=selectors.CUSTOMER_ORDERINGS,
         help_text=_("Sort key; a leading '-' sorts descending. Default: -last_purchase_at."),
+        error_messages={"invalid_choice": lazy(_invalid_ordering_message, str)()},
     )
 
     def validate_pseudonym(self, value: str) -> str | None:

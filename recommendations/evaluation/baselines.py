@@ -86,22 +86,49 @@ class ItemKNNRecommender(Recommender):
     def __init__(self, *, neighbours: int | None = 100, shrinkage: float = 10.0):
         super().__init__(neighbours=neighbours, shrinkage=shrinkage)
 
-    def fit(self, data: TrainingData) -> ItemKNNRecommender:
+    def fit(self, data: TrainingData, *, similarity: np.ndarray | None = None) -> ItemKNNRecommender:
+        """Fit; ``similarity`` (the unpruned shrunk cosine for these params) may be passed to save recomputing it."""
         super().fit(data)
-        sim = cosine_item_similarity(data.binary, shrinkage=self.params["shrinkage"])
-        self.similarity = keep_top_neighbours(sim, self.params["neighbours"])
+        if similarity is None:
+            similarity = cosine_item_similarity(data.binary, shrinkage=self.params["shrinkage"])
+        self.similarity = keep_top_neighbours(similarity, self.params["neighbours"])
         return self
 
     def score(self, rows: np.ndarray) -> np.ndarray:
         return np.asarray(self.data.binary[rows] @ self.similarity)
 
 
+class EASERecommender(Recommender):
+    """EASE (Steck 2019): closed-form ridge regression of each item on all others, zero diagonal.
+
+    Not in the brief's list; included because it is a strong item-item baseline on data like this.
+    """
+
+    name = "ease"
+
+    def __init__(self, *, l2: float = 300.0):
+        super().__init__(l2=l2)
+
+    def fit(self, data: TrainingData) -> EASERecommender:
+        super().fit(data)
+        gram = (data.binary.T @ data.binary).toarray().astype(np.float64)
+        gram[np.diag_indices_from(gram)] += self.params["l2"]
+        inverse = np.linalg.inv(gram)
+        self.weights = -inverse / np.diag(inverse)[None, :]
+        np.fill_diagonal(self.weights, 0.0)
+        return self
+
+    def score(self, rows: np.ndarray) -> np.ndarray:
+        return np.asarray(self.data.binary[rows] @ self.weights)
+
+
 class _ImplicitRecommender(Recommender):
-    def _fit_factors(self, model, data: TrainingData):
+    def _fit_factors(self, make_model, data: TrainingData):
         from threadpoolctl import threadpool_limits
 
         # implicit parallelizes itself; nested BLAS threads would only oversubscribe the 2 cores.
         with threadpool_limits(1, "blas"):
+            model = make_model()
             model.fit(data.binary, show_progress=False)
         self.user_factors = np.asarray(model.user_factors)
         self.item_factors = np.asarray(model.item_factors)
@@ -125,15 +152,17 @@ class ALSRecommender(_ImplicitRecommender):
 
         super().fit(data)
         p = self.params
-        model = AlternatingLeastSquares(
-            factors=p["factors"],
-            regularization=p["regularization"],
-            alpha=p["alpha"],
-            iterations=p["iterations"],
-            num_threads=THREADS,
-            random_state=p["seed"],
+        self._fit_factors(
+            lambda: AlternatingLeastSquares(
+                factors=p["factors"],
+                regularization=p["regularization"],
+                alpha=p["alpha"],
+                iterations=p["iterations"],
+                num_threads=THREADS,
+                random_state=p["seed"],
+            ),
+            data,
         )
-        self._fit_factors(model, data)
         return self
 
 
@@ -152,7 +181,11 @@ class BPRRecommender(_ImplicitRecommender):
         seed=0,
     ):
         super().__init__(
-            factors=factors, learning_rate=learning_rate, regularization=regularization, iterations=iterations, seed=seed
+            factors=factors,
+            learning_rate=learning_rate,
+            regularization=regularization,
+            iterations=iterations,
+            seed=seed,
         )
 
     def fit(self, data: TrainingData) -> BPRRecommender:
@@ -160,15 +193,17 @@ class BPRRecommender(_ImplicitRecommender):
 
         super().fit(data)
         p = self.params
-        model = BayesianPersonalizedRanking(
-            factors=p["factors"],
-            learning_rate=p["learning_rate"],
-            regularization=p["regularization"],
-            iterations=p["iterations"],
-            num_threads=THREADS,
-            random_state=p["seed"],
+        self._fit_factors(
+            lambda: BayesianPersonalizedRanking(
+                factors=p["factors"],
+                learning_rate=p["learning_rate"],
+                regularization=p["regularization"],
+                iterations=p["iterations"],
+                num_threads=THREADS,
+                random_state=p["seed"],
+            ),
+            data,
         )
-        self._fit_factors(model, data)
         return self
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from core.regions import generalize
 INTERACTION_COLUMNS = ["customer", "item", "quantity", "unit_price", "occurred_at", "region"]
 MERCHANDISE_CODE = r"^\d{5}[A-Z]{0,4}$"
 DEFAULT_REGION_K = 5  # same default as settings.ELM_REGION_MIN_K
+DEFAULT_CACHE_DIR = Path(tempfile.gettempdir()) / "elm_evaluation_cache"
 
 
 def interactions_from_csv(
@@ -152,7 +154,7 @@ def embeddings_from_db() -> dict[str, np.ndarray]:
 
 
 def product_embeddings(
-    descriptions: Mapping[str, str], *, cache_dir: str | Path | None = "/tmp/elm_evaluation_cache"
+    descriptions: Mapping[str, str], *, cache_dir: str | Path | None = DEFAULT_CACHE_DIR
 ) -> dict[str, np.ndarray]:
     """Return stock code -> L2-normalized description embedding, encoded once and cached on disk.
 
@@ -169,7 +171,8 @@ def product_embeddings(
     cache = Path(cache_dir) / f"embeddings-{digest.hexdigest()[:20]}.npz" if cache_dir else None
     if cache is not None and cache.exists():
         stored = np.load(cache, allow_pickle=False)
-        return dict(zip(stored["codes"].tolist(), stored["vectors"], strict=True))
+        if stored["codes"].tolist() == codes and stored["vectors"].shape == (len(codes), stored["vectors"].shape[1]):
+            return dict(zip(codes, stored["vectors"], strict=True))
     vectors = encode(texts) if texts else np.zeros((0, 384), dtype=np.float32)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)

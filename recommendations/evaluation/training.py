@@ -110,10 +110,7 @@ class TrainingData:
 
     def recent_buyers(self, window_days: float | None) -> np.ndarray:
         """Return per item the number of distinct customers who bought it in the last ``window_days``."""
-        if window_days is None:
-            mask = np.ones(len(self.line_item), dtype=bool)
-        else:
-            mask = self.line_age_days <= window_days
+        mask = np.ones(len(self.line_item), dtype=bool) if window_days is None else self.line_age_days <= window_days
         pairs = np.unique(self.line_customer[mask] * self.n_items + self.line_item[mask])
         return np.bincount(pairs % self.n_items, minlength=self.n_items).astype(np.float64)
 

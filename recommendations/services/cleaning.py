@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from typing import NamedTuple
 
 EXPECTED_HEADER = (
     "InvoiceNo",
@@ -80,11 +80,9 @@ REJECT_REASONS: dict[str, str] = {
     "invalid_quantity": "Quantity must be a whole number such as 6, -2 or 1,234.",
     "invalid_price": "UnitPrice must be a number with at most 3 decimal places, such as 2.55 or 1,234.5.",
     "invalid_date": "InvoiceDate must be YYYY-MM-DD HH:MM:SS, M/D/YYYY H:MM or DD/MM/YYYY HH:MM.",
-    "ambiguous_date": "This file mixes day-first and month-first dates; write InvoiceDate as "
-    "YYYY-MM-DD HH:MM:SS.",
+    "ambiguous_date": "This file mixes day-first and month-first dates; write InvoiceDate as YYYY-MM-DD HH:MM:SS.",
     "invalid_customer_id": "CustomerID must be a whole number (or empty when unknown).",
-    "accounting_adjustment": "Invoices starting with A are bad-debt accounting entries, not purchases; "
-    "nothing to do.",
+    "accounting_adjustment": "Invoices starting with A are bad-debt accounting entries, not purchases; nothing to do.",
     "negative_price": "UnitPrice must not be negative; correct the price.",
     "zero_price": "A sale needs a price above 0; correct the price or drop the line (free samples are ignored).",
     "zero_quantity": "Quantity must not be 0.",
@@ -101,8 +99,7 @@ class RowRejected(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class CleanLine:
+class CleanLine(NamedTuple):
     invoice: str
     stock_code: str
     description: str
@@ -228,8 +225,46 @@ def classify(*, invoice: str, quantity: int, unit_price: Decimal) -> str:
     return Kind.SALE
 
 
+class _Rejected:
+    """A cached verdict: this raw value makes the row rejected for ``reason``."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+def _parse_invoice(raw: str) -> str:
+    invoice = raw.strip().upper()
+    if not invoice:
+        raise RowRejected("missing_invoice")
+    if len(invoice) > MAX_INVOICE or not _INVOICE_RE.match(invoice):
+        raise RowRejected("invalid_invoice")
+    return invoice
+
+
+def _parse_stock_code(raw: str) -> str:
+    stock_code = normalize_stock_code(raw)
+    if not stock_code:
+        raise RowRejected("missing_stock_code")
+    if len(stock_code) > MAX_STOCK_CODE:
+        raise RowRejected("invalid_stock_code")
+    return stock_code
+
+
+def _parse_description(raw: str) -> str:
+    description = clean_description(raw)
+    if len(description) > MAX_DESCRIPTION:
+        raise RowRejected("invalid_description")
+    return description
+
+
 class LineCleaner:
-    """Parse and classify rows; caches per distinct raw value (a file repeats codes, dates and prices)."""
+    """Parse and classify rows; caches per distinct raw value (a file repeats codes, dates and prices).
+
+    Fields are checked in file order (InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice,
+    CustomerID), so a row with several bad fields is rejected for the first; then ``classify`` runs.
+    """
 
     def __init__(
         self, *, pseudonymize: Callable[[str], str], slash_convention: Callable[[], str | None] = lambda: MONTH_FIRST
@@ -237,34 +272,29 @@ class LineCleaner:
         self._slash_convention = slash_convention
         self._convention: tuple[str | None] | None = None  # resolved once, on the first ambiguous date
         self._pseudonymize = pseudonymize
-        self._customers: dict[str, str | RowRejected | None] = {}
-        self._descriptions: dict[str, str] = {}
-        self._stock_codes: dict[str, str] = {}
-        self._dates: dict[str, str | RowRejected] = {}
-        self._quantities: dict[str, int | RowRejected] = {}
-        self._prices: dict[str, Decimal | RowRejected] = {}
+        self._customers: dict[str, object] = {}
+        self._fields = (
+            (INVOICE, {}, _parse_invoice),
+            (STOCK_CODE, {}, _parse_stock_code),
+            (DESCRIPTION, {}, _parse_description),
+            (QUANTITY, {}, parse_quantity),
+            (INVOICE_DATE, {}, lambda raw: parse_date(raw, slash_convention=self._file_convention)),
+            (UNIT_PRICE, {}, parse_price),
+            (CUSTOMER_ID, self._customers, self._customer),
+        )
 
     def clean(self, row: list[str]) -> CleanLine:
         """Return the cleaned line for a row of 8 raw fields (Country is not looked at)."""
-        invoice = row[INVOICE].strip().upper()
-        if not invoice:
-            raise RowRejected("missing_invoice")
-        if len(invoice) > MAX_INVOICE or not _INVOICE_RE.match(invoice):
-            raise RowRejected("invalid_invoice")
-        stock_code = self._cached(self._stock_codes, row[STOCK_CODE], normalize_stock_code)
-        if not stock_code:
-            raise RowRejected("missing_stock_code")
-        if len(stock_code) > MAX_STOCK_CODE:
-            raise RowRejected("invalid_stock_code")
-        description = self._cached(self._descriptions, row[DESCRIPTION], clean_description)
-        if len(description) > MAX_DESCRIPTION:
-            raise RowRejected("invalid_description")
-        quantity = self._parsed(self._quantities, row[QUANTITY], parse_quantity)
-        unit_price = self._parsed(self._prices, row[UNIT_PRICE], parse_price)
-        occurred = self._parsed(
-            self._dates, row[INVOICE_DATE], lambda raw: parse_date(raw, slash_convention=self._file_convention)
-        )
-        customer = self._parsed(self._customers, row[CUSTOMER_ID], self._customer)
+        values = []
+        for index, cache, parse in self._fields:
+            raw = row[index]
+            value = cache.get(raw, _MISSING)
+            if value is _MISSING:
+                value = _parse_cached(cache, raw, parse)
+            if value.__class__ is _Rejected:
+                raise RowRejected(value.reason)
+            values.append(value)
+        invoice, stock_code, description, quantity, occurred, unit_price, customer = values
         kind = classify(invoice=invoice, quantity=quantity, unit_price=unit_price)
         return CleanLine(invoice, stock_code, description, quantity, f"{unit_price:f}", occurred, customer, kind)
 
@@ -275,10 +305,10 @@ class LineCleaner:
 
     def pseudonym_or_blank(self, raw: str) -> str:
         """Return the pseudonym of a raw CustomerID for reports, or "" when it is empty or invalid."""
-        try:
-            return self._parsed(self._customers, raw, self._customer) or ""
-        except RowRejected:
-            return ""
+        value = self._customers.get(raw, _MISSING)
+        if value is _MISSING:
+            value = _parse_cached(self._customers, raw, self._customer)
+        return value if isinstance(value, str) else ""
 
     def _customer(self, raw: str) -> str | None:
         if not raw.strip():
@@ -288,25 +318,12 @@ class LineCleaner:
         except ValueError as exc:  # core.pseudonyms.InvalidSourceId
             raise RowRejected("invalid_customer_id") from exc
 
-    @staticmethod
-    def _cached(cache: dict, raw: str, func):
-        value = cache.get(raw)
-        if value is None:
-            value = func(raw)
-            if len(cache) < _CACHE_LIMIT:
-                cache[raw] = value
-        return value
 
-    @staticmethod
-    def _parsed(cache: dict, raw: str, func):
-        value = cache.get(raw, _MISSING)
-        if value is _MISSING:
-            try:
-                value = func(raw)
-            except RowRejected as exc:
-                value = exc
-            if len(cache) < _CACHE_LIMIT:
-                cache[raw] = value
-        if isinstance(value, RowRejected):
-            raise RowRejected(value.reason)
-        return value
+def _parse_cached(cache: dict, raw: str, parse: Callable[[str], object]) -> object:
+    try:
+        value = parse(raw)
+    except RowRejected as exc:
+        value = _Rejected(exc.reason)
+    if len(cache) < _CACHE_LIMIT:
+        cache[raw] = value
+    return value

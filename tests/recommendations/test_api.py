@@ -20,7 +20,7 @@ from tests.factories import (
     UserFactory,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.filterwarnings("ignore:No directory at:UserWarning")]
 
 CUSTOMERS_URL = reverse("api-customer-list")
 TOKEN_URL = reverse("api-auth-token")
@@ -237,6 +237,29 @@ def test_customer_list_rejects_malformed_parameters_with_400(client, params, fie
     body = response.json()
     assert list(body) == [field]
     assert body[field][0]
+
+
+def test_customer_list_explains_an_unknown_ordering(client):
+    """Name the allowed orderings in the 400 body."""
+    # when
+    response = client.get(CUSTOMERS_URL, {"ordering": "pseudonym"})
+    # then
+    assert response.status_code == 400
+    message = response.json()["ordering"][0]
+    assert message.startswith('"pseudonym" is not a valid ordering.')
+    assert "-last_purchase_at" in message
+    assert "order_count" in message
+
+
+def test_customer_list_treats_empty_filters_as_absent(client):
+    """Return every customer for empty region and pseudonym parameters."""
+    # given
+    CustomerFactory.create_batch(2)
+    # when
+    response = client.get(CUSTOMERS_URL, {"region": "", "pseudonym": ""})
+    # then
+    assert response.status_code == 200
+    assert response.json()["count"] == 2
 
 
 def test_customer_list_filters_by_region(client):
@@ -492,9 +515,7 @@ def test_customers_are_read_through_the_scoping_hook(client, monkeypatch):
     """Route list, detail and recommendations through customer_queryset_for."""
     # given: a scoping hook that hides every customer
     customer = CustomerFactory()
-    monkeypatch.setattr(
-        "recommendations.selectors.customer_queryset_for", lambda user: Customer.objects.none()
-    )
+    monkeypatch.setattr("recommendations.selectors.customer_queryset_for", lambda user: Customer.objects.none())
     # when / then
     assert client.get(CUSTOMERS_URL).json()["count"] == 0
     assert client.get(customer_url(customer.pseudonym)).status_code == 404

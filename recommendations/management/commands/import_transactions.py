@@ -16,9 +16,7 @@ class Command(BaseCommand):
     help = "Import transactions in one transaction; rejected rows are listed in a CSV under MEDIA_ROOT/imports/."
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "path", nargs="?", type=Path, default=None, help="Default: settings.ELM_DATASET_PATH."
-        )
+        parser.add_argument("path", nargs="?", type=Path, default=None, help="Default: settings.ELM_DATASET_PATH.")
 
     def handle(self, *args, path: Path | None, **options):
         path = path or Path(settings.ELM_DATASET_PATH)
