@@ -48,7 +48,7 @@ NOT_NAMES = frozenset(
     out pc pen pin pop pot post put re rim sales see se she shop sit six small so some stock sweet
     than that the their them then there they this to too top trading up us van von we wc well
     what when where who why will with yes you your
-    """.split()
+    """.split()  # noqa: SIM905  (a word list reads better than a list literal)
 )
 
 _NAME_RE = re.compile(r"^[^\W\d_]{2,}(?:['-][^\W\d_]+)*$")

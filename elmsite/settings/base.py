@@ -194,3 +194,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("ELM_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+# Explanations
+ELM_SIG_STEPS = env_int("ELM_SIG_STEPS", 20)  # Gauss-Legendre nodes per word path in the batch job
+ELM_REASON_MAX_TOKENS = env_int("ELM_REASON_MAX_TOKENS", 60)
+ELM_EXPLAIN_SHARD_SIZE = env_int("ELM_EXPLAIN_SHARD_SIZE", 16)
+ELM_LM = os.environ.get("ELM_LM", "bundled-smollm2")  # or a local causal-LM directory (e.g. on a GPU worker)

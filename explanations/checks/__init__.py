@@ -47,7 +47,9 @@ MAX_CHARS = 400
 
 # A sentence ends at . ! or ? followed by a space and a capital/digit/quote, or at the end of the
 # text; but not after a title or a common abbreviation ("Mr. Smith", "e.g. mugs", "St. Ives").
-_SENTENCE_END = re.compile(r"(?<!\b(?:Mr|Ms|Dr|St|vs|no|No))(?<!\b(?:Mrs|etc))(?<!\bapprox)(?<!\be\.g|\bi\.e)[.!?]+(?=\s+[\"“(A-Z0-9]|\s*$)")
+_SENTENCE_END = re.compile(
+    r"(?<!\b(?:Mr|Ms|Dr|St|vs|no|No))(?<!\b(?:Mrs|etc))(?<!\bapprox)(?<!\be\.g|\bi\.e)[.!?]+(?=\s+[\"“(A-Z0-9]|\s*$)"
+)
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:

@@ -45,6 +45,7 @@ with without_heavy_ml():
     import tldextract
     from presidio_analyzer import AnalyzerEngine, LocalRecognizer, RecognizerRegistry, RecognizerResult
     from presidio_analyzer.nlp_engine import SpacyNlpEngine
+    from presidio_analyzer.pattern import Pattern
     from presidio_analyzer.predefined_recognizers import (
         CreditCardRecognizer,
         EmailRecognizer,
@@ -52,7 +53,6 @@ with without_heavy_ml():
         PhoneRecognizer,
         UkPostcodeRecognizer,
     )
-    from presidio_analyzer.pattern import Pattern
 
 # The regions whose national formats ("07700 900123", "01 23 45 67 89") we parse; numbers written
 # with a "+" country code are found for every region.
@@ -95,11 +95,7 @@ class FormattedPhoneRecognizer(PhoneRecognizer):
 
     def analyze(self, text, entities, nlp_artifacts=None):
         results = super().analyze(text, entities, nlp_artifacts)
-        return [
-            r
-            for r in results
-            if text[r.start] in "+0(" and sum(ch.isdigit() for ch in text[r.start : r.end]) >= 9
-        ]
+        return [r for r in results if text[r.start] in "+0(" and sum(ch.isdigit() for ch in text[r.start : r.end]) >= 9]
 
 
 class PersonNameRecognizer(LocalRecognizer):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from functools import lru_cache
+from itertools import pairwise
 
 from explanations.checks.base import WARNING, Evidence, Flag
 
@@ -42,7 +43,7 @@ GENERIC_WORDS = frozenset(
     season secret served setting shape shaped shapes shop shopper shopping show single start station
     stop stuff support take tall thank tiny touch town traditional travel treasure wake weekend welcome
     wish wishes word work world you're
-    """.split()
+    """.split()  # noqa: SIM905  (a word list reads better than a list literal)
 )
 
 _PRODUCT_ONLY = re.compile(r"[A-Z0-9\s\W]+")
@@ -96,7 +97,7 @@ def _evidence_words(evidence: Evidence) -> frozenset[str]:
         for tok in tokens:
             words |= forms(tok)
         # "CAKESTAND" in the evidence supports "cake stand" in the reason, and the other way round.
-        for a, b in zip(tokens, tokens[1:], strict=False):
+        for a, b in pairwise(tokens):
             words |= forms(a + b)
     return frozenset(words)
 
@@ -151,7 +152,14 @@ def find_hallucinated_entities(text: str, evidence: Evidence) -> list[Flag]:
     for start, end in runs:
         span = text[start:end]
         flags.append(
-            Flag("hallucinated_entity", f"“{span}” is not in the evidence for this recommendation.", start, end, span, WARNING)
+            Flag(
+                "hallucinated_entity",
+                f"“{span}” is not in the evidence for this recommendation.",
+                start,
+                end,
+                span,
+                WARNING,
+            )
         )
 
     evidence_numbers = _evidence_numbers(evidence)

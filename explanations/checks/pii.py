@@ -47,12 +47,17 @@ PII_CODES = tuple(dict.fromkeys(code for code, _, _ in ENTITY_TYPES.values()))
 # Person names
 # ---------------------------------------------------------------------------------------------
 
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 # Names that are also product words in this catalogue ("ROSE", "HOLLY", "IVY" ...), colours,
 # or common English words ("May", "Will", "Grant", "Frost"). They stay names, but only count
 # next to an unambiguous one: "Rose Smith" and "John White" are people, "Holly Rose" and
 # "White Heart" are not. JACK is here because of the many UNION JACK products: "Jack Smith"
 # is still found, "Union Jack" never was (Union is no first name).
-AMBIGUOUS_NAMES = frozenset(
+AMBIGUOUS_NAMES = _words(
     """
     amber angel angels ant apple april art august autumn baby baker ball bay bee bell belle berry
     bill bird black bloom blossom bone bonnie brook brown bull bunny butter candy carol carry carton
@@ -67,23 +72,23 @@ AMBIGUOUS_NAMES = frozenset(
     sage salt sand scarlet shell shine silver sky snow song sow spring stack star steel stone storm
     strand street summer sunny sunshine swords tin tiny tone urban valentine velvet villa violet wall
     white will willow winter wise wood wren
-    """.split()
+    """
 )
 # Words before a lone first name that say a person follows ("ask Sarah", "Dear John").
-_CUES = frozenset(
+_CUES = _words(
     """
     dear hi hello hey thanks thank attn cc contact ask asked call called ring rang email emailed
     e-mail tell told buyer buyers manager owner director colleague assistant customer client
     contact: attn: signed regards cheers
-    """.split()
+    """
 )
 # A cue of two words: "speak to Sarah", "spoke with Tom".
-_CUE_VERBS = frozenset("speak spoke talk talked chat chatted meet met reach write wrote send sent forward".split())
-_TITLES = frozenset(
+_CUE_VERBS = _words("speak spoke talk talked chat chatted meet met reach write wrote send sent forward")
+_TITLES = _words(
     "mr mrs ms miss mx dr prof sir dame lady lord mister madam madame mme mlle herr frau sr sra señor señora "
-    "signor signora sig".split()
+    "signor signora sig"
 )
-_PARTICLES = frozenset("van von der den de del della la le du da di dos das ter ten al el bin".split())
+_PARTICLES = _words("van von der den de del della la le du da di dos das ter ten al el bin")
 _TOKEN_RE = re.compile(r"[^\W\d_]+(?:['’\-][^\W\d_]+)*\.?")
 
 
@@ -96,6 +101,12 @@ def name_lists() -> tuple[frozenset[str], frozenset[str]]:
         return frozenset(line for line in lines if line and not line.startswith("#"))
 
     return read("first_names.txt"), read("surnames.txt")
+
+
+@cache
+def _any_name() -> frozenset[str]:
+    first, last = name_lists()
+    return first | last
 
 
 def _is_title_case(word: str) -> bool:
@@ -129,6 +140,7 @@ def _ambiguous(word: str) -> bool:
 def find_person_names(text: str) -> list[tuple[int, int]]:
     """Return (start, end) spans of person names in name-like context."""
     first, last = name_lists()
+    any_name = _any_name()
     tokens = [(m.start(), m.end(), m.group().rstrip(".")) for m in _TOKEN_RE.finditer(text)]
     spans: list[tuple[int, int]] = []
 
@@ -153,7 +165,7 @@ def find_person_names(text: str) -> list[tuple[int, int]]:
 
     i = 0
     while i < len(tokens):
-        start, end, word = tokens[i]
+        start, _, word = tokens[i]
         low = word.lower()
         taken = None
         # Rule 1: a title and a capitalized word ("Mrs Patel", "Dr. Anna Weber", "MR SMITH").
@@ -165,7 +177,7 @@ def find_person_names(text: str) -> list[tuple[int, int]]:
             more = joined(j) and _is_title_case(tokens[j + 1][2])
             if _is_title_case(nxt) and nxt.lower() not in _TITLES and (listed or not more):
                 while joined(j) and (
-                    _is_title_case(tokens[j + 1][2]) and (_in_list(tokens[j + 1][2], last | first))
+                    (_is_title_case(tokens[j + 1][2]) and _in_list(tokens[j + 1][2], any_name))
                     or tokens[j + 1][2].lower() in _PARTICLES
                 ):
                     j += 1
@@ -226,8 +238,8 @@ _STRONG = (
 )
 # Words that are streets only at the end of an address: "12 Pink Rose Peg Place Settings" is a product.
 _WEAK = r"Place|Pl|Square|Sq|Way|Hill|Walk|Park|Green|Gate|Rise|Vale|View|Yard|Row|Parade|Circus"
-_LONG_STRONG = frozenset(
-    "street road lane avenue drive close crescent terrace mews grove court boulevard wharf quay gardens".split()
+_LONG_STRONG = _words(
+    "street road lane avenue drive close crescent terrace mews grove court boulevard wharf quay gardens"
 )
 _WORD = r"(?:St\.?\s|[A-Z][a-z'’]+(?:-[A-Z][a-z'’]+)?\s|[A-Z]{2,}\s)"
 _UK_STREET = re.compile(

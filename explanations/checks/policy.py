@@ -72,7 +72,11 @@ DEFAULT_TERMS: tuple[tuple[str, str, bool], ...] = (
     ("age", "middle-aged", False),
     ("age", r"\d{1,3}[\s-]+years?[\s-]+old", True),
     ("age", r"aged\s+(?:\d{1,3}|over|under)", True),
-    ("age", r"in\s+(?:his|her|their)\s+(?:teens|twenties|thirties|forties|fifties|sixties|seventies|eighties|\d0s)", True),
+    (
+        "age",
+        r"in\s+(?:his|her|their)\s+(?:teens|twenties|thirties|forties|fifties|sixties|seventies|eighties|\d0s)",
+        True,
+    ),
     ("age", r"(?:his|her|their|the\s+customer'?s)\s+age", True),
     ("age", r"age\s+group", True),
     # gender
@@ -90,7 +94,7 @@ DEFAULT_TERMS: tuple[tuple[str, str, bool], ...] = (
     ("gender", "housewives", False),
     ("gender", rf"(?:because|as|since)\s+(?:she|he|they){_IS}\s+(?:a\s+|an\s+)?{_NOUNS}s?", True),
     ("gender", rf"as\s+(?:a|an)\s+{_NOUNS}", True),
-    ("gender", rf"(?:being|is)\s+(?:a\s+)?(?:man|woman|lady)", True),
+    ("gender", r"(?:being|is)\s+(?:a\s+)?(?:man|woman|lady)", True),
     # ethnicity / race
     ("ethnicity", "race", False),
     ("ethnicity", "racial", False),
@@ -205,7 +209,11 @@ DEFAULT_TERMS: tuple[tuple[str, str, bool], ...] = (
         True,
     ),
     ("causal", r"because\s+of\s+[^.;!?]{1,80}?\b(?:they|customers|you|it|sales)\s+will\b", True),
-    ("causal", r"(?:leads?|lead|led)\s+to\s+(?:more|higher|increased|bigger)\s+(?:sales|revenue|profits?|orders)", True),
+    (
+        "causal",
+        r"(?:leads?|lead|led)\s+to\s+(?:more|higher|increased|bigger)\s+(?:sales|revenue|profits?|orders)",
+        True,
+    ),
     ("causal", r"results?\s+in\s+(?:more|higher|increased|bigger)\s+(?:sales|revenue|profits?|orders)", True),
     ("causal", r"(?:proven|shown)\s+to\s+(?:sell|increase|boost|work)", True),
     ("causal", r"(?:will|is\s+going\s+to)\s+(?:sell|fly)\s+(?:out|off\s+the\s+shelves)", True),
@@ -215,7 +223,7 @@ DEFAULT_TERMS: tuple[tuple[str, str, bool], ...] = (
 
 @dataclass(frozen=True)
 class Term:
-    """One policy term. ``category`` is one of ``CATEGORIES``; ``pattern`` is a phrase or, with ``is_regex``, a regex."""
+    """One policy term: a phrase (or, with ``is_regex``, a regex) of one of the ``CATEGORIES``."""
 
     category: str
     pattern: str
@@ -288,9 +296,7 @@ class TermList:
             bodies.setdefault(term.category, []).append(term.regex())
         # Longest alternatives first, so "senior citizens" wins over "senior citizen".
         return {
-            cat: re.compile(
-                r"(?<!\w)(?:" + "|".join(sorted(parts, key=len, reverse=True)) + r")(?!\w)", re.IGNORECASE
-            )
+            cat: re.compile(r"(?<!\w)(?:" + "|".join(sorted(parts, key=len, reverse=True)) + r")(?!\w)", re.IGNORECASE)
             for cat, parts in bodies.items()
         }
 

@@ -54,6 +54,7 @@ from recommendations.services.cleaning import (
 
 logger = logging.getLogger(__name__)
 
+_SNIFF_BYTES = 4096
 MAX_LINE_BYTES = 64 * 1024  # real lines are < 200 bytes; a longer one means this is not line-based CSV
 PROGRESS_EVERY_ROWS = 10_000
 # A load of at least this many lines, and this share of the stored ones, rebuilds indexes instead.
@@ -145,14 +146,15 @@ class _Source:
 
     def lines(self) -> Iterator[str]:
         readline = self._stream.readline
+        try:
+            _check_start(self._stream.peek(_SNIFF_BYTES)[:_SNIFF_BYTES])
+        except (OSError, EOFError, zlib.error) as exc:
+            raise self._corrupt(exc) from exc
         while True:
             try:
                 raw = readline(MAX_LINE_BYTES + 1)
             except (OSError, EOFError, zlib.error) as exc:
-                raise InvalidImportFile(
-                    f"The gzip data is corrupt or truncated after line {self.line_no} ({exc}). "
-                    "Compress the CSV again or fetch a complete copy."
-                ) from exc
+                raise self._corrupt(exc) from exc
             if not raw:
                 return
             self.line_no += 1
@@ -162,7 +164,7 @@ class _Source:
                     "export (or a line break is missing); export the data as CSV with one row per line."
                 )
             if self.line_no == 1:
-                raw = _check_first_line(raw)
+                raw = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark is harmless
             if b"\x00" in raw:
                 raise InvalidImportFile(
                     f"Line {self.line_no} contains NUL bytes: the file is binary or UTF-16, not a UTF-8 CSV. "
@@ -177,17 +179,25 @@ class _Source:
                     "Save it as CSV UTF-8 and import again."
                 ) from exc
 
+    def _corrupt(self, exc: Exception) -> InvalidImportFile:
+        return InvalidImportFile(
+            f"The gzip data is corrupt or truncated after line {self.line_no} ({exc}). "
+            "Compress the CSV again or fetch a complete copy."
+        )
 
-def _check_first_line(raw: bytes) -> bytes:
-    half = len(raw) // 4
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or (half and max(raw[::2].count(0), raw[1::2].count(0)) > half):
+
+def _check_start(sample: bytes) -> None:
+    """Recognize UTF-16 and binary files from their first bytes, before any line is parsed."""
+    half = len(sample) // 4
+    if sample.startswith((b"\xff\xfe", b"\xfe\xff")) or (
+        half and max(sample[::2].count(0), sample[1::2].count(0)) > half
+    ):
         raise InvalidImportFile("The file is UTF-16 encoded. Save it as CSV UTF-8 and import again.")
-    controls = sum(1 for b in raw[:4096] if b < 9 or 13 < b < 32)
-    if b"\x00" in raw or controls > len(raw[:4096]) // 20:
+    controls = sum(1 for byte in sample if byte < 9 or 13 < byte < 32)
+    if b"\x00" in sample or controls > len(sample) // 50:
         raise InvalidImportFile(
             "The file is binary, not a CSV text file. Give the Online Retail CSV (optionally gzip-compressed)."
         )
-    return raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark is harmless
 
 
 def _read_header(reader: Iterator[list[str]]) -> None:

@@ -29,7 +29,15 @@ CODES = {
 }
 # Stated thresholds: checksum/format types must be near perfect; names and addresses come from
 # a name list and street patterns, so some rare forms are missed.
-MIN_RECALL = {"email": 0.95, "phone": 0.95, "card": 0.95, "iban": 0.95, "source_id": 0.95, "person": 0.9, "address": 0.9}
+MIN_RECALL = {
+    "email": 0.95,
+    "phone": 0.95,
+    "card": 0.95,
+    "iban": 0.95,
+    "source_id": 0.95,
+    "person": 0.9,
+    "address": 0.9,
+}
 MAX_FP_RATE = 0.03
 
 
@@ -97,7 +105,10 @@ def test_recall_per_type_and_false_positive_rate(corpus_results):
 def test_card_and_iban_need_a_valid_checksum():
     """Ignore card numbers failing Luhn and IBANs failing mod-97."""
     # Given a valid and an invalid card number and IBAN
-    text = "Cards 4111 1111 1111 1111 and 4111 1111 1111 1112; IBANs GB82 WEST 1234 5698 7654 32 and GB82 WEST 1234 5698 7654 33."
+    text = (
+        "Cards 4111 1111 1111 1111 and 4111 1111 1111 1112; "
+        "IBANs GB82 WEST 1234 5698 7654 32 and GB82 WEST 1234 5698 7654 33."
+    )
     # When checked
     flags = find_pii(text)
     # Then only the valid ones are flagged

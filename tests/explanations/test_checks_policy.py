@@ -11,50 +11,105 @@ from explanations.checks.policy import find_policy_issues, validate_term
 # (category, texts that must be flagged with it, texts that must not)
 CASES = {
     "age": (
-        ["As an elderly customer, she prefers large print labels.", "Great for pensioners on a budget.",
-         "Popular with 65-year-old buyers.", "Shoppers in their seventies like it.", "Perfect for young people."],
+        [
+            "As an elderly customer, she prefers large print labels.",
+            "Great for pensioners on a budget.",
+            "Popular with 65-year-old buyers.",
+            "Shoppers in their seventies like it.",
+            "Perfect for young people.",
+        ],
         ["The vintage doilies suit this shop.", "They re-order every 6 weeks.", "A 3 tier cake stand."],
     ),
     "gender": (
-        ["Recommended because she is a woman.", "Women love these bags.", "As a mother she needs lunch boxes.",
-         "Ideal for female shoppers.", "Because he's a man, pick the blue one."],
-        ["The Dolly Girl lunch box matches their range.", "The Spaceboy design sells well.",
-         "Gingerbread cookie cutters for the Christmas range."],
+        [
+            "Recommended because she is a woman.",
+            "Women love these bags.",
+            "As a mother she needs lunch boxes.",
+            "Ideal for female shoppers.",
+            "Because he's a man, pick the blue one.",
+        ],
+        [
+            "The Dolly Girl lunch box matches their range.",
+            "The Spaceboy design sells well.",
+            "Gingerbread cookie cutters for the Christmas range.",
+        ],
     ),
     "ethnicity": (
-        ["Suits their ethnic background.", "Popular with Asian customers.", "Because of his race.",
-         "Aimed at Hispanic families."],
+        [
+            "Suits their ethnic background.",
+            "Popular with Asian customers.",
+            "Because of his race.",
+            "Aimed at Hispanic families.",
+        ],
         ["The Oriental Red Cushion Cover matches.", "Black and white retrospot mugs.", "A paper chain kit."],
     ),
     "religion": (
-        ["Muslim customers will like it.", "As a Christian shop owner she buys nativity sets.",
-         "Good for Jewish holidays.", "Their faith suggests candles.", "Halal-friendly baking trays."],
-        ["The Christmas bunting matches their December orders.", "Easter egg decorations.",
-         "Medium Pink Buddha Head fits a spa range."],
+        [
+            "Muslim customers will like it.",
+            "As a Christian shop owner she buys nativity sets.",
+            "Good for Jewish holidays.",
+            "Their faith suggests candles.",
+            "Halal-friendly baking trays.",
+        ],
+        [
+            "The Christmas bunting matches their December orders.",
+            "Easter egg decorations.",
+            "Medium Pink Buddha Head fits a spa range.",
+        ],
     ),
     "health": (
-        ["Because the owner is disabled.", "Easy to open for diabetic customers.", "Great for pregnant women.",
-         "Helps people with dementia.", "Suited to wheelchair users."],
-        ["The hot water bottle sold well in winter.", "A first aid tin for the kitchen range.",
-         "Man Flu Metal Sign fits their humorous signs."],
+        [
+            "Because the owner is disabled.",
+            "Easy to open for diabetic customers.",
+            "Great for pregnant women.",
+            "Helps people with dementia.",
+            "Suited to wheelchair users.",
+        ],
+        [
+            "The hot water bottle sold well in winter.",
+            "A first aid tin for the kitchen range.",
+            "Man Flu Metal Sign fits their humorous signs.",
+        ],
     ),
     "nationality": (
-        ["French customers like lavender.", "As a German, he likes order.", "Because they are Italian, pasta jars fit.",
-         "Popular with foreigners.", "The Dutch love tulips."],
-        ["The French Blue Metal Door Sign fits.", "Classic French Style Basket in green.",
-         "Danish Rose Bedside Cabinet.", "Popular in Germany and France."],
+        [
+            "French customers like lavender.",
+            "As a German, he likes order.",
+            "Because they are Italian, pasta jars fit.",
+            "Popular with foreigners.",
+            "The Dutch love tulips.",
+        ],
+        [
+            "The French Blue Metal Door Sign fits.",
+            "Classic French Style Basket in green.",
+            "Danish Rose Bedside Cabinet.",
+            "Popular in Germany and France.",
+        ],
     ),
     "guarantee": (
-        ["Guaranteed to sell.", "These always sell.", "It never fails at Christmas.", "100% of buyers re-order.",
-         "A risk-free addition.", "A risk free choice."],
+        [
+            "Guaranteed to sell.",
+            "These always sell.",
+            "It never fails at Christmas.",
+            "100% of buyers re-order.",
+            "A risk-free addition.",
+            "A risk free choice.",
+        ],
         ["These often sell well.", "Sold in hallways and shops.", "Most accounts re-order."],
     ),
     "causal": (
-        ["This will increase your sales.", "It will definitely boost their revenue.",
-         "Because of the warm weather, customers will buy more fans.", "Stocking it leads to higher sales.",
-         "This will fly off the shelves."],
-        ["Similar shops bought it after the lanterns.", "It pairs with their best-selling mugs.",
-         "The mug sold well last winter."],
+        [
+            "This will increase your sales.",
+            "It will definitely boost their revenue.",
+            "Because of the warm weather, customers will buy more fans.",
+            "Stocking it leads to higher sales.",
+            "This will fly off the shelves.",
+        ],
+        [
+            "Similar shops bought it after the lanterns.",
+            "It pairs with their best-selling mugs.",
+            "The mug sold well last winter.",
+        ],
     ),
 }
 

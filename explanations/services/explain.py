@@ -1,0 +1,320 @@
+"""Build and store the explanation of recommendations: evidence first, words last.
+
+Everything numeric (evidence shares, necessity, concept sensitivities, word attributions,
+confidence) is computed here from the same vectors that produced the score. The language model
+only phrases those facts; its text is checked and measured, and a template reason built from the
+same evidence always exists as the fallback and the reviewer's reference.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+
+from explanations.models import Concept, ConfidenceCalibration, CustomerConcept, Explanation
+from explanations.services.evidence import NECESSITY_REMOVE, TOP_EVIDENCE, Evidence, counterfactual_vector, decompose
+from recommendations import profile
+from recommendations.models import Product, Recommendation
+from recommendations.services.recommend import configure_search, product_search, recently_bought
+
+logger = logging.getLogger(__name__)
+
+SYSTEM_PROMPT = (
+    "You help a sales person at a gift wholesaler. Using only the facts given, write one or two short "
+    "sentences the sales person can say to the client about why the product fits. Do not invent facts."
+)
+MIN_SHARED_CONCEPT_SCORE = 0.5
+
+
+@dataclass
+class Facts:
+    """Everything computed for one recommendation before any text is written."""
+
+    recommendation: Recommendation
+    customer_vector: np.ndarray
+    product_vector: np.ndarray
+    evidence: Evidence
+    evidence_rows: list[dict]
+    residual: float
+    necessity: dict
+    concepts: list[dict]
+
+
+def _title(description: str) -> str:
+    """Return a catalogue description in readable case ("WHITE METAL LANTERN" -> "White metal lantern")."""
+    text = " ".join(description.split()).strip(" .")
+    return text[:1].upper() + text[1:].lower() if text else text
+
+
+def explanation_facts(*, recommendation: Recommendation, reference=None) -> Facts:
+    """Compute evidence, necessity and shared concepts for one recommendation."""
+    customer = recommendation.customer
+    product = recommendation.product
+    reference = reference or profile.reference_time()
+    weights = profile.purchase_weights([customer.pk], reference=reference).get(customer.pk, [])
+    ids = {pw.product_id for pw in weights}
+    rows = Product.objects.filter(pk__in=ids | {product.pk}).values_list("id", "embedding", "stock_code", "description")
+    vectors = {pid: np.asarray(vec, dtype=np.float64) for pid, vec, _, _ in rows if vec is not None}
+    names = {pid: (code, desc) for pid, _, code, desc in rows}
+    v_i = vectors[product.pk]
+    c_vec = np.asarray(customer.embedding, dtype=np.float64)
+    evidence = decompose(weights, vectors, v_i)
+    evidence_rows = [
+        {
+            "product_id": e.product_id,
+            "stock_code": names[e.product_id][0],
+            "description": names[e.product_id][1],
+            "weight": round(e.weight, 6),
+            "share": e.share,
+        }
+        for e in evidence.top(TOP_EVIDENCE)
+    ]
+    rest = evidence.rest_share(TOP_EVIDENCE)
+    if len(evidence.items) > TOP_EVIDENCE:
+        evidence_rows.append({"product_id": None, "description": "other purchases", "share": rest,
+                              "count": len(evidence.items) - TOP_EVIDENCE})  # fmt: skip
+    return Facts(
+        recommendation=recommendation,
+        customer_vector=c_vec,
+        product_vector=v_i,
+        evidence=evidence,
+        evidence_rows=evidence_rows,
+        residual=float(recommendation.score - evidence.score),
+        necessity=_necessity(recommendation, weights, vectors, evidence, reference),
+        concepts=_shared_concepts(customer.pk, v_i),
+    )
+
+
+def _necessity(recommendation, weights, vectors, evidence: Evidence, reference) -> dict:
+    """CountER-style check: without the top evidence purchases, is the item still in the top-N?"""
+    removed = [e.product_id for e in evidence.top(NECESSITY_REMOVE)]
+    top_n = int(recommendation.batch.params.get("top_n", settings.ELM_RECOMMENDATIONS_PER_CUSTOMER))
+    cf = counterfactual_vector(weights, vectors, set(removed))
+    if cf is None:
+        return {"removed": removed, "drops_out": True, "new_rank": None, "counterfactual_score": None,
+                "note": "nothing left in the profile without them"}  # fmt: skip
+    since = reference - timedelta(days=int(recommendation.batch.params.get("exclude_days", 90)))
+    excluded = recently_bought(customer_ids=[recommendation.customer_id], since=since).get(
+        recommendation.customer_id, []
+    )
+    from django.db import connection
+
+    with transaction.atomic(), connection.cursor() as cur:
+        configure_search(cur)
+        hits = product_search(vector=cf, excluded=excluded, top_n=top_n, cursor=cur)
+    ranked = [pid for pid, _ in hits]
+    new_rank = ranked.index(recommendation.product_id) + 1 if recommendation.product_id in ranked else None
+    cf_score = float(
+        np.dot(cf, vectors[recommendation.product_id] / np.linalg.norm(vectors[recommendation.product_id]))
+    )
+    return {"removed": removed, "drops_out": new_rank is None, "new_rank": new_rank, "counterfactual_score": cf_score}
+
+
+def _shared_concepts(customer_id: int, item_vector: np.ndarray) -> list[dict]:
+    """Concepts the customer scores high on and the item points along (positive directional sensitivity)."""
+    out = []
+    scores = {
+        cc.concept_id: cc
+        for cc in CustomerConcept.objects.filter(customer_id=customer_id, concept__usable=True, concept__is_active=True)
+    }
+    for concept in Concept.objects.filter(pk__in=scores, cav__isnull=False):
+        cc = scores[concept.pk]
+        sensitivity = float(np.dot(np.asarray(concept.cav, dtype=np.float64), item_vector))
+        out.append({"concept": concept.name, "customer_score": cc.score, "low": cc.low, "high": cc.high,
+                    "sensitivity": sensitivity,
+                    "shared": cc.score >= MIN_SHARED_CONCEPT_SCORE and sensitivity > 0})  # fmt: skip
+    out.sort(key=lambda c: (not c["shared"], -c["sensitivity"] * c["customer_score"]))
+    return out
+
+
+def template_reason(facts: Facts) -> str:
+    """Return the deterministic reason built only from the evidence (fallback and reviewer reference)."""
+    product = _title(facts.recommendation.product.description)
+    named = [r for r in facts.evidence_rows if r.get("product_id")][:3]
+    score = facts.recommendation.score or 1.0
+    if not named:
+        return f"{product} is close to the range this customer buys."
+    parts = [f"{_title(r['description'])} ({r['share'] / score:.0%} of the match)" for r in named]
+    listing = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    text = f"{product} fits what this customer already buys: {listing}."
+    shared = [c["concept"] for c in facts.concepts if c["shared"]][:2]
+    if shared:
+        text += f" It matches their profile as {' and '.join(shared).lower()}."
+    return text
+
+
+def reason_prompt(facts: Facts) -> list[dict]:
+    """Return the chat prompt with the evidence facts the language model may use."""
+    product = _title(facts.recommendation.product.description)
+    named = [r for r in facts.evidence_rows if r.get("product_id")][:3]
+    lines = [f"Recommended product: {product}."]
+    if named:
+        lines.append("The customer often buys: " + "; ".join(_title(r["description"]) for r in named) + ".")
+    shared = [c["concept"] for c in facts.concepts if c["shared"]][:2]
+    if shared:
+        lines.append("Customer profile: " + ", ".join(shared).lower() + ".")
+    lines.append("Why is this product a good suggestion for this customer?")
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}]
+
+
+def clean_generated(text: str) -> str:
+    """Keep at most three complete sentences of model output."""
+    text = " ".join(text.split())
+    sentences = re.findall(r"[^.!?]+[.!?]", text)
+    return " ".join(s.strip() for s in sentences[:3]) if sentences else text
+
+
+def latest_calibration() -> ConfidenceCalibration | None:
+    return ConfidenceCalibration.objects.order_by("-created_at").first()
+
+
+# --------------------------------------------------------------------------- batch generation
+
+
+def _catalogue_vocabulary() -> frozenset[str]:
+    from explanations.checks import build_vocabulary
+
+    global _VOCABULARY
+    if _VOCABULARY is None:
+        _VOCABULARY = build_vocabulary(Product.objects.exclude(description="").values_list("description", flat=True))
+    return _VOCABULARY
+
+
+_VOCABULARY: frozenset[str] | None = None
+
+
+def _source_id_flags(text: str, pseudonym: str) -> list:
+    """Flag any number in the text whose pseudonym is this customer's: its own source id, never stored."""
+    from core.pseudonyms import pseudonym_key, pseudonymize
+    from explanations.checks import ERROR, Flag
+
+    key = pseudonym_key()
+    return [
+        Flag("pii:source_id", "The customer's own source id appears in the text.", m.start(), m.end(), m.group(), ERROR)
+        for m in re.finditer(r"(?<!\d)\d{4,7}(?!\d)", text)
+        if pseudonymize(m.group(), key=key) == pseudonym
+    ]
+
+
+def text_checks(text: str, facts: Facts, attributions: dict, *, template: str = "") -> list[dict]:
+    """Run the automatic checks (PII, policy terms, hallucinated entities, length) on a reason."""
+    from explanations.checks import Evidence as CheckEvidence
+    from explanations.checks import check_text
+
+    highlighted = [
+        w
+        for w, share in zip(attributions.get("words", []), attributions.get("normalized", []), strict=False)
+        if share > 0.1
+    ]
+    evidence = CheckEvidence(
+        recommended=facts.recommendation.product.description,
+        evidence_products=[r["description"] for r in facts.evidence_rows if r.get("product_id")],
+        concepts=[c["concept"] for c in facts.concepts if c["shared"]],
+        highlighted_words=highlighted,
+        extra=[template],  # the evidence-derived figures the template quotes (shares of the match)
+        vocabulary=_catalogue_vocabulary(),
+    )
+    terms = _term_list()
+    flags = check_text(text, evidence=evidence, terms=terms)
+    flags += _source_id_flags(text, facts.recommendation.customer.pseudonym)
+    return [f.as_dict() for f in flags]
+
+
+def _term_list():
+    """Return the policy term list: defaults plus the terms admins maintain (when that model exists)."""
+    return None
+
+
+def explanations_generate(*, recommendation_ids: list[int], use_lm: bool = True) -> int:
+    """Explain the given recommendations (idempotent: an existing explanation is replaced)."""
+    from explanations.ml.sig import sig_word_attributions
+    from recommendations.ml.encoder import encode, encoder_version
+
+    recs = list(
+        Recommendation.objects.filter(pk__in=recommendation_ids)
+        .select_related("customer", "product", "batch")
+        .order_by("customer_id", "rank")
+    )
+    if not recs:
+        return 0
+    reference = profile.reference_time()
+    steps = settings.ELM_SIG_STEPS
+    calibration = latest_calibration()
+    calibrator = None
+    if calibration is not None:
+        from explanations.ml.calibration import Calibrator
+
+        calibrator = Calibrator.from_dict(calibration.params)
+    prepared = []
+    for rec in recs:
+        facts = explanation_facts(recommendation=rec, reference=reference)
+        attributions = {
+            "product": sig_word_attributions(rec.product.description, facts.customer_vector, steps=steps).as_dict()
+        }
+        top = next((r for r in facts.evidence_rows if r.get("product_id")), None)
+        if top:
+            attributions["evidence"] = sig_word_attributions(
+                top["description"], facts.product_vector, steps=steps
+            ).as_dict()
+            attributions["evidence"]["product_id"] = top["product_id"]
+        prepared.append((facts, attributions, template_reason(facts)))
+    reasons: list[str | None] = [None] * len(prepared)
+    lm_error = ""
+    lm_version = ""
+    if use_lm:
+        try:
+            from explanations.ml.lm import generate_batch, lm_id
+
+            raw = generate_batch(
+                [reason_prompt(f) for f, _, _ in prepared], max_new_tokens=settings.ELM_REASON_MAX_TOKENS
+            )
+            reasons = [clean_generated(t) or None for t in raw]
+            lm_version = lm_id()
+        except Exception as exc:  # the template reason still serves; the failure is recorded
+            logger.exception("reason generation failed")
+            lm_error = f"{type(exc).__name__}: {exc}"
+    texts = [reason or template for reason, (_, _, template) in zip(reasons, prepared, strict=True)]
+    text_vectors = encode(texts)
+    versions = {
+        "encoder": encoder_version(),
+        "recommender": recs[0].batch.model_version,
+        "sig": f"sig-{settings.ELM_SIG_STEPS}-gausslegendre",
+        "lm": lm_version,
+        "calibration": calibration.pk if calibration else None,
+    }
+    with transaction.atomic():
+        for (facts, attributions, template), reason, text, tv in zip(
+            prepared, reasons, texts, text_vectors, strict=True
+        ):
+            rec = facts.recommendation
+            pair = facts.customer_vector + facts.product_vector
+            pair /= np.linalg.norm(pair)
+            flags = text_checks(text, facts, attributions["product"], template=template)
+            if reason is None:
+                flags.append({"code": "template_fallback", "message": lm_error or "The model wrote nothing usable.",
+                              "start": 0, "end": 0, "text": "", "severity": "warning"})  # fmt: skip
+            Explanation.objects.update_or_create(
+                recommendation=rec,
+                defaults={
+                    "status": Explanation.Status.GENERATED,
+                    "evidence": facts.evidence_rows,
+                    "evidence_residual": facts.residual,
+                    "necessity": facts.necessity,
+                    "concepts": facts.concepts,
+                    "word_attributions": attributions,
+                    "reason_text": text,
+                    "template_text": template,
+                    "consistency": float(np.dot(tv, pair)),
+                    "confidence": float(calibrator.predict([rec.score])[0]) if calibrator else None,
+                    "flags": flags,
+                    "versions": versions,
+                    "error": lm_error,
+                },
+            )
+    return len(recs)
