@@ -56,7 +56,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--runs", type=int, default=5, help="timed runs of the batched implementation")
-    parser.add_argument("--reference-runs", type=int, default=3, help="timed runs of each reference")
+    parser.add_argument("--reference-runs", type=int, default=3, help="timed runs of Inseq's SIG")
+    parser.add_argument(
+        "--stepwise-runs", type=int, default=3, help="timed runs of the stepwise reference (n_words * steps passes)"
+    )
     parser.add_argument("--words", type=int, default=12, help="words in the timed text")
     parser.add_argument("--rows", type=int, default=800, help="CSV rows to sample descriptions and customers from")
     parser.add_argument("--agreement-texts", type=int, default=8, help="real descriptions compared with Inseq")
@@ -103,9 +106,10 @@ def main() -> None:
     times: dict[str, list[float]] = {name: [] for name in implementations}
     values: dict[str, np.ndarray] = {}
     # Interleave the implementations so load from other processes hits all of them alike.
-    for run in range(max(args.runs, args.reference_runs)):
+    wanted = {"batched": args.runs, "inseq": args.reference_runs, "stepwise": args.stepwise_runs}
+    for run in range(max(wanted.values())):
         for name, fn in implementations.items():
-            if run >= (args.runs if name == "batched" else args.reference_runs):
+            if run >= wanted[name]:
                 continue
             seconds, values[name] = _timed(fn)
             times[name].append(seconds)

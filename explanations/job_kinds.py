@@ -5,12 +5,31 @@ from __future__ import annotations
 from django.conf import settings
 from django.db.models import Q
 
+from explanations.models import Concept, ConfidenceCalibration
 from jobs.registry import JobKind, register, shard
 from recommendations.models import Customer, Recommendation, RecommendationBatch
 
 
 def _one_shard(job) -> list[dict]:
     return [{"size": 1}]
+
+
+def _stale_since(model, field: str):
+    """Plan one shard unless ``model``'s newest ``field`` is newer than the last embedding change."""
+    from django.db.models import Max
+
+    from recommendations.job_kinds import latest_embedding_change
+
+    def plan(job) -> list[dict]:
+        last = model.objects.aggregate(t=Max(field))["t"]
+        changed = latest_embedding_change()
+        if not job.params.get("force") and last and changed and last > changed:
+            job.result = {**job.result, "reused": True}
+            job.save(update_fields=["result"])
+            return []
+        return _one_shard(job)
+
+    return plan
 
 
 def _train_concepts(job, payload) -> int:
@@ -56,6 +75,20 @@ def _run_explain(job, payload) -> int:
     return explanations_generate(recommendation_ids=payload["ids"], use_lm=job.params.get("use_lm", True))
 
 
-register(JobKind(name="train_concepts", label="Train concepts", plan=_one_shard, run_shard=_train_concepts))
-register(JobKind(name="calibrate", label="Calibrate confidence", plan=_one_shard, run_shard=_calibrate))
+register(
+    JobKind(
+        name="train_concepts",
+        label="Train concepts",
+        plan=_stale_since(Concept, "trained_at"),
+        run_shard=_train_concepts,
+    )
+)
+register(
+    JobKind(
+        name="calibrate",
+        label="Calibrate confidence",
+        plan=_stale_since(ConfidenceCalibration, "created_at"),
+        run_shard=_calibrate,
+    )
+)
 register(JobKind(name="explain", label="Explain", plan=_plan_explain, run_shard=_run_explain, queue="gpu"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from jobs.registry import JobKind, register, shard
-from recommendations.models import Customer
+from recommendations.models import Customer, Product, RecommendationBatch
 from recommendations.services import embeddings, recommend
 
 
@@ -39,7 +39,33 @@ register(
 )
 
 
+def latest_embedding_change():
+    """Return when any customer or product vector last changed (None if never)."""
+    from django.db.models import Max
+
+    times = [
+        Customer.objects.aggregate(t=Max("embedded_at"))["t"],
+        Product.objects.aggregate(t=Max("embedded_at"))["t"],
+    ]
+    times = [t for t in times if t]
+    return max(times) if times else None
+
+
+def _reusable_batch() -> RecommendationBatch | None:
+    """Return the active batch if nothing it depends on changed since it was made."""
+    active = RecommendationBatch.objects.filter(status=RecommendationBatch.Status.ACTIVE).first()
+    changed = latest_embedding_change()
+    if active is None or changed is None or active.created_at < changed:
+        return None
+    expected = recommend.recommendation_batch_version(model_version=_encoder_version())
+    return active if active.model_version == expected else None
+
+
 def _plan_recommend(job) -> list[dict]:
+    if not job.params.get("force") and "batch_id" not in job.result and (reused := _reusable_batch()):
+        job.result = {"batch_id": reused.pk, "reused": True}
+        job.save(update_fields=["result"])
+        return []
     # A redelivered planning message reuses the batch it already started.
     batch_id = job.result.get("batch_id")
     if batch_id is None:

@@ -14,15 +14,22 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
+from django.contrib.postgres.expressions import ArraySubquery
 from django.db.models import Count, F, IntegerField, OuterRef, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, JSONObject
 from django.utils.translation import gettext
 
+from explanations.models import CustomerConcept, Explanation
+from jobs.models import Job
 from recommendations.models import Customer, ImportRun, Purchase, Recommendation, RecommendationBatch
 
 UserLike = AbstractBaseUser | AnonymousUser
 
 MANAGER_GROUP = "manager"
+REVIEWER_GROUP = "reviewer"
+# Groups whose members read unreviewed reasons and the automatic checks' flags.
+REVIEW_GROUPS = frozenset({REVIEWER_GROUP, MANAGER_GROUP})
+EXPLAIN_JOB_KIND = "explain"
 
 # Public ordering keys (what clients send) -> model field. A leading "-" sorts descending.
 CUSTOMER_ORDERING_FIELDS = {
@@ -92,13 +99,18 @@ def validate_customer_ordering(raw: str | None) -> str:
     return value
 
 
-def _active_recommendation_count() -> Coalesce:
-    """Return an expression counting each customer's recommendations in the active batch."""
+def _active_recommendation_count(*, explained: bool = False) -> Coalesce:
+    """Return an expression counting each customer's recommendations in the active batch.
+
+    With ``explained`` only those with a generated explanation are counted.
+    """
     # A correlated subquery is evaluated only for the rows of the page, unlike a JOIN + GROUP BY
     # over every customer's recommendations.
+    active = Recommendation.objects.filter(customer=OuterRef("pk"), batch__status=RecommendationBatch.Status.ACTIVE)
+    if explained:
+        active = active.filter(explanation__status=Explanation.Status.GENERATED)
     per_customer = (
-        Recommendation.objects.filter(customer=OuterRef("pk"), batch__status=RecommendationBatch.Status.ACTIVE)
-        .order_by()
+        active.order_by()
         .values("customer")
         .annotate(n=Count("pk"))
         .values("n")
@@ -115,8 +127,9 @@ def customer_list(
 ) -> QuerySet[Customer]:
     """Return the customers ``user`` may see, filtered, searched by pseudonym prefix and ordered.
 
-    Each customer carries ``recommendation_count`` (recommendations in the active batch). Raises
-    InvalidCustomerQuery for a search or ordering that is not allowed.
+    Each customer carries ``recommendation_count`` (recommendations in the active batch) and
+    ``explained_count`` (those of them with a generated explanation). Raises InvalidCustomerQuery
+    for a search or ordering that is not allowed.
     """
     search = normalize_pseudonym_search(search)
     ordering = validate_customer_ordering(ordering)
@@ -128,7 +141,10 @@ def customer_list(
     field = CUSTOMER_ORDERING_FIELDS[ordering.lstrip("-")]
     # Customers without purchases sort last either way; pseudonym makes pages stable.
     order = F(field).desc(nulls_last=True) if ordering.startswith("-") else F(field).asc(nulls_last=True)
-    return qs.annotate(recommendation_count=_active_recommendation_count()).order_by(order, "pseudonym")
+    return qs.annotate(
+        recommendation_count=_active_recommendation_count(),
+        explained_count=_active_recommendation_count(explained=True),
+    ).order_by(order, "pseudonym")
 
 
 def customer_region_choices(*, user: UserLike) -> list[str]:
@@ -136,14 +152,39 @@ def customer_region_choices(*, user: UserLike) -> list[str]:
     return list(customer_queryset_for(user).order_by("region").values_list("region", flat=True).distinct())
 
 
-def customer_get(*, user: UserLike, pseudonym: str) -> Customer:
-    """Return the customer with ``pseudonym`` if ``user`` may see it; raise Customer.DoesNotExist otherwise."""
+def _usable_concept_scores() -> ArraySubquery:
+    """Return an expression listing the customer's usable concept scores, highest first."""
+    scores = (
+        CustomerConcept.objects.filter(customer=OuterRef("pk"), concept__usable=True, concept__is_active=True)
+        .order_by("-score", "concept__name")
+        .values(
+            json=JSONObject(
+                name="concept__name",
+                description="concept__description",
+                score="score",
+                low="low",
+                high="high",
+            )
+        )
+    )
+    return ArraySubquery(scores)
+
+
+def customer_get(*, user: UserLike, pseudonym: str, with_concepts: bool = False) -> Customer:
+    """Return the customer with ``pseudonym`` if ``user`` may see it; raise Customer.DoesNotExist otherwise.
+
+    With ``with_concepts`` the customer carries ``concept_scores``: its usable, active concepts as
+    ``[{name, description, score, low, high}]`` (90% interval), highest score first, fetched in the
+    same query.
+    """
     normalized = pseudonym.strip().lower()
     # Pseudonyms are hex digests; anything else (NUL bytes, 10 kB strings) cannot exist, and must
     # not reach the database as a query parameter.
     if not _PSEUDONYM_RE.fullmatch(normalized):
         raise Customer.DoesNotExist(f"no customer with pseudonym {pseudonym[:80]!r}")
     qs = customer_queryset_for(user).defer("embedding").annotate(recommendation_count=_active_recommendation_count())
+    if with_concepts:
+        qs = qs.annotate(concept_scores=_usable_concept_scores())
     return qs.get(pseudonym=normalized)
 
 
@@ -166,14 +207,38 @@ def customer_recent_purchases(
 def recommendations_for_customer(*, user: UserLike, customer: Customer) -> list[Recommendation]:
     """Return the customer's recommendations from the active batch, best rank first (one query).
 
-    ``customer`` must come from ``customer_get`` (which applied the user's scope). Recommendations
-    of running, superseded or failed batches are never returned.
+    Each comes with its product, batch and explanation loaded: ``explanation_or_none(rec)`` reads
+    the explanation without another query. ``customer`` must come from ``customer_get`` (which
+    applied the user's scope). Recommendations of running, superseded or failed batches are never
+    returned.
     """
     return list(
         Recommendation.objects.filter(customer=customer, batch__status=RecommendationBatch.Status.ACTIVE)
-        .select_related("product")
-        .defer("product__embedding")
+        .select_related("product", "batch", "explanation")
+        .defer("product__embedding", "explanation__error")
         .order_by("rank")
+    )
+
+
+def explanation_or_none(recommendation: Recommendation) -> Explanation | None:
+    """Return the recommendation's explanation, or None when none has been generated yet."""
+    # The reverse one-to-one raises RelatedObjectDoesNotExist (an AttributeError) when missing;
+    # after select_related("explanation") neither case queries again.
+    return getattr(recommendation, "explanation", None)
+
+
+def explanation_concepts(explanation: Explanation) -> list[dict]:
+    """Return the explanation's concepts, shared ones first (stable within each group)."""
+    return sorted(explanation.concepts or [], key=lambda c: not c.get("shared"))
+
+
+def explain_job_running(*, user: UserLike) -> Job | None:
+    """Return the newest running explain job (for a progress note), or None."""
+    return (
+        Job.objects.filter(kind=EXPLAIN_JOB_KIND, status=Job.Status.RUNNING)
+        .only("id", "kind", "status", "items_done", "items_total", "shards_done", "shards_total", "created_at")
+        .order_by("-created_at")
+        .first()
     )
 
 
@@ -199,15 +264,43 @@ def import_run_rejected_rows_path(*, import_run: ImportRun) -> Path | None:
     return path
 
 
+def _role_groups(user: UserLike) -> frozenset[str]:
+    """Return which of the role groups (manager, reviewer) ``user`` belongs to, asking the database once."""
+    # Cached on the user object so a list of import runs or recommendations asks once per request.
+    cached = getattr(user, "_elm_role_groups", None)
+    if cached is None:
+        cached = frozenset(user.groups.filter(name__in=REVIEW_GROUPS).values_list("name", flat=True))
+        user._elm_role_groups = cached
+    return cached
+
+
 def user_is_staff_or_manager(*, user: UserLike) -> bool:
     """Return whether ``user`` may see operational data such as rejected import rows."""
     if not getattr(user, "is_authenticated", False):
         return False
     if user.is_staff or user.is_superuser:
         return True
-    # Cached on the user object so a list of import runs asks the database once.
-    cached = getattr(user, "_elm_is_manager", None)
-    if cached is None:
-        cached = user.groups.filter(name=MANAGER_GROUP).exists()
-        user._elm_is_manager = cached
-    return cached
+    return MANAGER_GROUP in _role_groups(user)
+
+
+def user_is_reviewer(*, user: UserLike) -> bool:
+    """Return whether ``user`` reviews explanations: staff, superusers, reviewers and managers.
+
+    Reviewers see every reason whatever its review state, and the automatic checks' flags.
+    """
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if user.is_staff or user.is_superuser:
+        return True
+    return bool(_role_groups(user) & REVIEW_GROUPS)
+
+
+def reason_visible_to(user: UserLike, explanation: Explanation) -> bool:
+    """Return whether ``user`` may read the reason text of ``explanation``: the one place that decides.
+
+    Today only reviewers (staff, superusers, groups "reviewer" and "manager") read reasons; everyone
+    else, sales people included, sees "under review". When the legal review workflow exists, return
+    True here for everyone once the explanation's reason is approved; the API and the pages follow.
+    Evidence, concepts, word attributions and confidence are never hidden by this.
+    """
+    return user_is_reviewer(user=user)

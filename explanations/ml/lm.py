@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -141,6 +142,7 @@ def load_lm(
 
     from recommendations.ml.device import get_device
 
+    configure_threads()
     source = lm_source(setting)
     started = time.perf_counter()
     if source.gguf_file is None:
@@ -168,6 +170,20 @@ def load_lm(
     model.requires_grad_(False)
     logger.info("loaded LM %s from %s in %.1fs", source.name, how, time.perf_counter() - started)
     return model, tokenizer
+
+
+def configure_threads() -> None:
+    """Apply ``settings.ELM_TORCH_THREADS`` (0/unset = torch's default) to this worker process.
+
+    On a small shared CPU, 1 thread is much faster than 2 when other processes compete for the cores:
+    OpenMP threads spin-wait on each other and small decode-step matmuls become ~10x slower.
+    """
+    import torch
+    from django.conf import settings
+
+    threads = int(getattr(settings, "ELM_TORCH_THREADS", 0) or 0)
+    if threads > 0 and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 @cache
@@ -289,7 +305,10 @@ def generate_batch(
                 kwargs.update(do_sample=True, temperature=temperature, top_p=0.95, top_k=50)
             else:
                 kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-            out = model.generate(**kwargs)
+            with warnings.catch_warnings():
+                # Intended: the penalty applies to generated tokens only (prompt facts may be repeated).
+                warnings.filterwarnings("ignore", message="Passing `repetition_penalty`")
+                out = model.generate(**kwargs)
             # With inputs_embeds only, generate returns just the new tokens.
             for row, i in enumerate(idx):
                 results[i] = tokenizer.decode(out[row], skip_special_tokens=True).strip()

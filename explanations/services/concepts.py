@@ -13,6 +13,7 @@ from explanations.ml import cav as cav_ml
 from explanations.models import Concept, CustomerConcept
 from recommendations import profile
 from recommendations.models import Customer
+from recommendations.vectors import fetch_vectors
 
 IGNORE = -1  # neither clearly in nor clearly out of the concept: left out of training
 
@@ -53,10 +54,10 @@ def behaviour_stats(customer_ids: list[int]) -> BehaviourStats:
     return BehaviourStats(np.asarray(ids), *as_array)
 
 
-def seed_share(customer_ids: list[int], phrases: list[str]) -> dict[int, float]:
+def seed_share(customer_ids: list[int], phrases: list[str], *, weights=None) -> dict[int, float]:
     """Return, per customer, the share of its purchase weight on products matching any seed phrase."""
-    reference = profile.reference_time()
-    weights = profile.purchase_weights(customer_ids, reference=reference)
+    if weights is None:
+        weights = profile.purchase_weights(customer_ids, reference=profile.reference_time())
     pattern = re.compile(r"\b(" + "|".join(re.escape(p.strip()) for p in phrases if p.strip()) + r")", re.IGNORECASE)
     product_ids = {pw.product_id for ws in weights.values() for pw in ws}
     with connection.cursor() as cur:
@@ -79,7 +80,7 @@ def _by_quantile(values: np.ndarray, top: float) -> np.ndarray:
     return labels
 
 
-def concept_labels(concept: Concept, stats: BehaviourStats) -> np.ndarray:
+def concept_labels(concept: Concept, stats: BehaviourStats, *, weights=None) -> np.ndarray:
     """Return 1 (in), 0 (out) or IGNORE for each customer in ``stats`` under the concept's rule."""
     r = Concept.Rule
     t = concept.threshold
@@ -96,7 +97,7 @@ def concept_labels(concept: Concept, stats: BehaviourStats) -> np.ndarray:
     if concept.rule == r.LAPSED:
         return np.where(stats.days_since_last >= (t or 90), 1, 0)
     if concept.rule == r.SEED_PHRASES:
-        shares = seed_share(list(stats.customer_ids), concept.seed_phrases.splitlines())
+        shares = seed_share(list(stats.customer_ids), concept.seed_phrases.splitlines(), weights=weights)
         values = np.asarray([shares[int(cid)] for cid in stats.customer_ids])
         if t:
             return np.where(values >= t, 1, np.where(values == 0, 0, IGNORE))
@@ -106,16 +107,17 @@ def concept_labels(concept: Concept, stats: BehaviourStats) -> np.ndarray:
 
 def concepts_train(*, seed: int = 0) -> dict[str, dict]:
     """Train a CAV for every active concept, store it, and score every embedded customer."""
-    rows = list(Customer.objects.filter(embedding__isnull=False).order_by("id").values_list("id", "embedding"))
-    if not rows:
+    vectors = fetch_vectors(Customer._meta.db_table)
+    if not vectors:
         return {}
-    vectors = {cid: np.asarray(vec, dtype=np.float32) for cid, vec in rows}
     stats = behaviour_stats(list(vectors))
     x_all = np.stack([vectors[int(cid)] for cid in stats.customer_ids])
     version = f"cav-logreg-v1-seed{seed}-n{len(x_all)}"
     report = {}
+    # Purchase weights are shared by every seed-phrase concept: compute them once.
+    weights = profile.purchase_weights([int(c) for c in stats.customer_ids], reference=profile.reference_time())
     for concept in Concept.objects.filter(is_active=True):
-        labels = concept_labels(concept, stats)
+        labels = concept_labels(concept, stats, weights=weights)
         keep = labels != IGNORE
         try:
             result = cav_ml.train_cav(x_all[keep], labels[keep], seed=seed)

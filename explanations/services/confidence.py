@@ -19,6 +19,7 @@ from explanations.models import ConfidenceCalibration
 from recommendations import profile
 from recommendations.models import Product, Purchase
 from recommendations.services.recommend import RECOMMENDER
+from recommendations.vectors import fetch_vectors
 
 
 @dataclass
@@ -41,10 +42,10 @@ def replay(
 ) -> Replay:  # fmt: skip
     """Recommend as of ``cutoff`` from purchases before it; label what was bought in the horizon after."""
     before = purchases[purchases["at"] < cutoff]
-    net = before.groupby(["customer", "product"]).agg(
-        qty=("quantity", "sum"), last=("at", lambda s: s[before.loc[s.index, "kind"] == "sale"].max())
-    )
-    net = net[(net["qty"] > 0) & net["last"].notna()]
+    qty = before.groupby(["customer", "product"])["quantity"].sum().rename("qty")
+    last = before[before["kind"] == "sale"].groupby(["customer", "product"])["at"].max().rename("last")
+    net = pd.concat([qty, last], axis=1, join="inner")
+    net = net[net["qty"] > 0]
     age = (cutoff - net["last"]).dt.total_seconds() / 86400
     net["w"] = np.log1p(net["qty"]) * 0.5 ** (age.clip(lower=0) / half_life_days)
     col = {pid: j for j, pid in enumerate(products)}
@@ -73,9 +74,9 @@ def confidence_calibrate(*, horizon_days: int = 90, method: str = "isotonic") ->
     purchases = _purchases()
     if purchases.empty:
         raise ValueError("no purchases imported yet")
-    rows = list(Product.objects.filter(is_merchandise=True, embedding__isnull=False).values_list("id", "embedding"))
-    products = np.array([pid for pid, _ in rows])
-    matrix = np.stack([np.asarray(v, dtype=np.float64) for _, v in rows])
+    vectors = fetch_vectors(Product._meta.db_table, where="is_merchandise")
+    products = np.array(list(vectors))
+    matrix = np.stack([vectors[pid].astype(np.float64) for pid in products])
     latest = profile.reference_time()
     test_cutoff = latest - timedelta(days=horizon_days)
     val_cutoff = test_cutoff - timedelta(days=horizon_days)

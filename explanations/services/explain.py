@@ -22,6 +22,7 @@ from explanations.services.evidence import NECESSITY_REMOVE, TOP_EVIDENCE, Evide
 from recommendations import profile
 from recommendations.models import Product, Recommendation
 from recommendations.services.recommend import configure_search, product_search, recently_bought
+from recommendations.vectors import fetch_vectors
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ SYSTEM_PROMPT = (
     "sentences the sales person can say to the client about why the product fits. Do not invent facts."
 )
 MIN_SHARED_CONCEPT_SCORE = 0.5
+# The item must point along the concept: cos(CAV, item) above this (random directions give ~N(0, 0.05)).
+MIN_SHARED_SENSITIVITY = 0.1
 
 
 @dataclass
@@ -59,9 +62,10 @@ def explanation_facts(*, recommendation: Recommendation, reference=None) -> Fact
     reference = reference or profile.reference_time()
     weights = profile.purchase_weights([customer.pk], reference=reference).get(customer.pk, [])
     ids = {pw.product_id for pw in weights}
-    rows = Product.objects.filter(pk__in=ids | {product.pk}).values_list("id", "embedding", "stock_code", "description")
-    vectors = {pid: np.asarray(vec, dtype=np.float64) for pid, vec, _, _ in rows if vec is not None}
-    names = {pid: (code, desc) for pid, _, code, desc in rows}
+    wanted = ids | {product.pk}
+    vectors = {pid: v.astype(np.float64) for pid, v in fetch_vectors(Product._meta.db_table, wanted).items()}
+    names = {pid: (code, desc) for pid, code, desc in Product.objects.filter(pk__in=wanted).values_list(
+        "id", "stock_code", "description")}  # fmt: skip
     v_i = vectors[product.pk]
     c_vec = np.asarray(customer.embedding, dtype=np.float64)
     evidence = decompose(weights, vectors, v_i)
@@ -126,9 +130,9 @@ def _shared_concepts(customer_id: int, item_vector: np.ndarray) -> list[dict]:
     for concept in Concept.objects.filter(pk__in=scores, cav__isnull=False):
         cc = scores[concept.pk]
         sensitivity = float(np.dot(np.asarray(concept.cav, dtype=np.float64), item_vector))
+        shared = cc.score >= MIN_SHARED_CONCEPT_SCORE and sensitivity >= MIN_SHARED_SENSITIVITY
         out.append({"concept": concept.name, "customer_score": cc.score, "low": cc.low, "high": cc.high,
-                    "sensitivity": sensitivity,
-                    "shared": cc.score >= MIN_SHARED_CONCEPT_SCORE and sensitivity > 0})  # fmt: skip
+                    "sensitivity": sensitivity, "shared": shared})  # fmt: skip
     out.sort(key=lambda c: (not c["shared"], -c["sensitivity"] * c["customer_score"]))
     return out
 
@@ -137,12 +141,11 @@ def template_reason(facts: Facts) -> str:
     """Return the deterministic reason built only from the evidence (fallback and reviewer reference)."""
     product = _title(facts.recommendation.product.description)
     named = [r for r in facts.evidence_rows if r.get("product_id")][:3]
-    score = facts.recommendation.score or 1.0
     if not named:
         return f"{product} is close to the range this customer buys."
-    parts = [f"{_title(r['description'])} ({r['share'] / score:.0%} of the match)" for r in named]
-    listing = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-    text = f"{product} fits what this customer already buys: {listing}."
+    parts = [_title(r["description"]) for r in named]
+    listing = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1].lower()
+    text = f"{product} goes with what this customer already buys, such as {listing[:1].lower() + listing[1:]}."
     shared = [c["concept"] for c in facts.concepts if c["shared"]][:2]
     if shared:
         text += f" It matches their profile as {' and '.join(shared).lower()}."
@@ -159,7 +162,7 @@ def reason_prompt(facts: Facts) -> list[dict]:
     shared = [c["concept"] for c in facts.concepts if c["shared"]][:2]
     if shared:
         lines.append("Customer profile: " + ", ".join(shared).lower() + ".")
-    lines.append("Why is this product a good suggestion for this customer?")
+    lines.append("In one or two sentences, say why this product suits this customer. Mention only the products above.")
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}]
 
 

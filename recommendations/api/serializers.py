@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.urls import reverse
 from django.utils.functional import lazy
 from django.utils.translation import gettext
@@ -10,6 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from explanations.models import Explanation
 from recommendations import selectors
 from recommendations.models import Customer, ImportRun, Purchase, Recommendation
 
@@ -73,6 +75,9 @@ class CustomerListItemSerializer(serializers.ModelSerializer):
     recommendation_count = serializers.IntegerField(
         read_only=True, help_text=_("Recommendations for this customer in the active batch.")
     )
+    explained_count = serializers.IntegerField(
+        read_only=True, help_text=_("How many of those recommendations have a generated explanation.")
+    )
     url = serializers.SerializerMethodField()
 
     class Meta:
@@ -85,6 +90,7 @@ class CustomerListItemSerializer(serializers.ModelSerializer):
             "order_count",
             "revenue",
             "recommendation_count",
+            "explained_count",
             "url",
         ]
         read_only_fields = fields
@@ -105,12 +111,35 @@ class PurchaseSummarySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class CustomerConceptSerializer(serializers.Serializer):
+    """One of the customer's concept scores with its 90% bootstrap interval."""
+
+    name = serializers.CharField(read_only=True)
+    score = serializers.FloatField(read_only=True, help_text=_("Concept score of the customer (0-1)."))
+    low = serializers.FloatField(read_only=True, help_text=_("Lower end of the 90% interval."))
+    high = serializers.FloatField(read_only=True, help_text=_("Upper end of the 90% interval."))
+
+
 class CustomerDetailSerializer(CustomerListItemSerializer):
+    # customer_get(with_concepts=True) annotates the scores; a customer without them has none.
+    explained_count = None  # the detail view reports explanations per recommendation instead
+    concepts = CustomerConceptSerializer(
+        source="concept_scores",
+        many=True,
+        read_only=True,
+        default=list,
+        help_text=_("The customer's scores on the usable concepts, highest first."),
+    )
     recent_purchases = serializers.SerializerMethodField()
     recommendations_url = serializers.SerializerMethodField()
 
     class Meta(CustomerListItemSerializer.Meta):
-        fields = [*CustomerListItemSerializer.Meta.fields, "recommendations_url", "recent_purchases"]
+        fields = [
+            *(f for f in CustomerListItemSerializer.Meta.fields if f != "explained_count"),
+            "concepts",
+            "recommendations_url",
+            "recent_purchases",
+        ]
         read_only_fields = fields
 
     @extend_schema_field(PurchaseSummarySerializer(many=True))
@@ -130,13 +159,184 @@ class RecommendedProductSerializer(serializers.Serializer):
     description = serializers.CharField(read_only=True)
 
 
+REASON_VISIBLE = "visible"
+REASON_UNDER_REVIEW = "under_review"
+
+
+class EvidenceRowSerializer(serializers.Serializer):
+    """A past purchase and its additive share of the score; the last row may aggregate the rest."""
+
+    product_id = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text=_("Null for the aggregated 'other purchases' row.")
+    )
+    stock_code = serializers.CharField(read_only=True, allow_null=True, default=None)
+    description = serializers.CharField(read_only=True)
+    weight = serializers.FloatField(
+        read_only=True, allow_null=True, default=None, help_text=_("Recency/quantity weight in the profile.")
+    )
+    share = serializers.FloatField(read_only=True, help_text=_("Share of the score; all shares add up to it."))
+    count = serializers.IntegerField(
+        read_only=True, allow_null=True, default=None, help_text=_("Purchases aggregated in this row.")
+    )
+
+
+class NecessitySerializer(serializers.Serializer):
+    """Counterfactual: the recommendation recomputed without the top evidence purchases."""
+
+    removed = serializers.ListField(
+        child=serializers.IntegerField(), read_only=True, help_text=_("Product ids left out of the profile.")
+    )
+    drops_out = serializers.BooleanField(read_only=True, help_text=_("Whether the item leaves the top N."))
+    new_rank = serializers.IntegerField(read_only=True, allow_null=True, help_text=_("Rank without them, or null."))
+    counterfactual_score = serializers.FloatField(read_only=True, allow_null=True, default=None)
+    top_n = serializers.IntegerField(read_only=True, help_text=_("Length of the recommendation list (N)."))
+
+
+class ExplanationConceptSerializer(serializers.Serializer):
+    concept = serializers.CharField(read_only=True)
+    customer_score = serializers.FloatField(read_only=True)
+    low = serializers.FloatField(read_only=True)
+    high = serializers.FloatField(read_only=True)
+    sensitivity = serializers.FloatField(
+        read_only=True, help_text=_("Cosine of the item with the concept direction (positive: points along it).")
+    )
+    shared = serializers.BooleanField(read_only=True, help_text=_("The customer scores high and the item fits."))
+
+
+class WordSharesSerializer(serializers.Serializer):
+    """Words of a description and their normalized SIG attributions (absolute values add up to 1)."""
+
+    words = serializers.ListField(child=serializers.CharField(), read_only=True)
+    normalized = serializers.ListField(child=serializers.FloatField(), read_only=True)
+
+
+class EvidenceWordSharesSerializer(WordSharesSerializer):
+    product_id = serializers.IntegerField(read_only=True, help_text=_("The evidence purchase explained."))
+
+
+class WordAttributionsSerializer(serializers.Serializer):
+    product = WordSharesSerializer(read_only=True, allow_null=True, help_text=_("The recommended product."))
+    evidence = EvidenceWordSharesSerializer(read_only=True, allow_null=True, help_text=_("The top evidence."))
+
+
+class FlagSerializer(serializers.Serializer):
+    """A finding of the automatic checks on the reason text (character offsets into it)."""
+
+    code = serializers.CharField(read_only=True)
+    message = serializers.CharField(read_only=True)
+    start = serializers.IntegerField(read_only=True)
+    end = serializers.IntegerField(read_only=True)
+    text = serializers.CharField(read_only=True)
+    severity = serializers.CharField(read_only=True)
+
+
+def _word_shares(data: dict | None, *, with_product: bool = False) -> dict | None:
+    if not data or not data.get("words"):
+        return None
+    out = {"words": list(data["words"]), "normalized": [float(x) for x in data.get("normalized", [])]}
+    if with_product:
+        out["product_id"] = data.get("product_id")
+    return out
+
+
+class ExplanationSerializer(serializers.Serializer):
+    """The explanation of one recommendation as the caller may see it (needs ``request`` in the context)."""
+
+    status = serializers.ChoiceField(choices=Explanation.Status.choices, read_only=True)
+    reason = serializers.SerializerMethodField(
+        help_text=_("The reason text; null while it is under review for the caller (see reason_status).")
+    )
+    reason_status = serializers.SerializerMethodField(
+        help_text=_("visible: the caller may read the reason; under_review: hidden until the review approves it.")
+    )
+    template_text = serializers.SerializerMethodField(
+        help_text=_("The deterministic reason built only from the evidence; hidden like the reason.")
+    )
+    evidence = EvidenceRowSerializer(many=True, read_only=True)
+    necessity = serializers.SerializerMethodField()
+    concepts = serializers.SerializerMethodField(help_text=_("Concept sensitivities, shared concepts first."))
+    word_attributions = serializers.SerializerMethodField()
+    consistency = serializers.FloatField(
+        read_only=True, allow_null=True, help_text=_("Semantic consistency of the reason with the pair (cosine).")
+    )
+    confidence = serializers.FloatField(
+        read_only=True,
+        allow_null=True,
+        help_text=_("Calibrated probability of a purchase within 90 days; null before calibration."),
+    )
+    flags = serializers.SerializerMethodField(
+        help_text=_("Findings of the automatic checks; null for callers who do not review explanations.")
+    )
+    versions = serializers.DictField(
+        child=serializers.JSONField(), read_only=True, help_text=_("Model and method versions used.")
+    )
+    generated_at = serializers.DateTimeField(read_only=True)
+
+    def _reason_visible(self, explanation: Explanation) -> bool:
+        # Decided once per explanation and serializer; the selector caches the user's groups.
+        cache = self.context.setdefault("_reason_visible", {})
+        if explanation.pk not in cache:
+            cache[explanation.pk] = selectors.reason_visible_to(self.context["request"].user, explanation)
+        return cache[explanation.pk]
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_reason(self, explanation: Explanation) -> str | None:
+        if not self._reason_visible(explanation):
+            return None
+        return explanation.reason_text or None
+
+    @extend_schema_field(serializers.ChoiceField(choices=[REASON_VISIBLE, REASON_UNDER_REVIEW]))
+    def get_reason_status(self, explanation: Explanation) -> str:
+        return REASON_VISIBLE if self._reason_visible(explanation) else REASON_UNDER_REVIEW
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_template_text(self, explanation: Explanation) -> str | None:
+        if not self._reason_visible(explanation):
+            return None
+        return explanation.template_text or None
+
+    @extend_schema_field(NecessitySerializer(allow_null=True))
+    def get_necessity(self, explanation: Explanation) -> dict | None:
+        data = explanation.necessity or {}
+        if "drops_out" not in data:
+            return None
+        top_n = explanation.recommendation.batch.params.get("top_n") or settings.ELM_RECOMMENDATIONS_PER_CUSTOMER
+        return NecessitySerializer({**data, "top_n": int(top_n)}).data
+
+    @extend_schema_field(ExplanationConceptSerializer(many=True))
+    def get_concepts(self, explanation: Explanation) -> list[dict]:
+        return ExplanationConceptSerializer(selectors.explanation_concepts(explanation), many=True).data
+
+    @extend_schema_field(WordAttributionsSerializer)
+    def get_word_attributions(self, explanation: Explanation) -> dict:
+        data = explanation.word_attributions or {}
+        return {
+            "product": _word_shares(data.get("product")),
+            "evidence": _word_shares(data.get("evidence"), with_product=True),
+        }
+
+    @extend_schema_field(FlagSerializer(many=True, allow_null=True))
+    def get_flags(self, explanation: Explanation) -> list[dict] | None:
+        if not selectors.user_is_reviewer(user=self.context["request"].user):
+            return None
+        return FlagSerializer(explanation.flags or [], many=True).data
+
+
 class RecommendationSerializer(serializers.ModelSerializer):
     product = RecommendedProductSerializer(read_only=True)
+    explanation = serializers.SerializerMethodField(help_text=_("Null until the recommendation has been explained."))
 
     class Meta:
         model = Recommendation
-        fields = ["rank", "score", "product", "generated_at"]
+        fields = ["rank", "score", "product", "generated_at", "explanation"]
         read_only_fields = fields
+
+    @extend_schema_field(ExplanationSerializer(allow_null=True))
+    def get_explanation(self, recommendation: Recommendation) -> dict | None:
+        explanation = selectors.explanation_or_none(recommendation)
+        if explanation is None:
+            return None
+        return ExplanationSerializer(explanation, context=self.context).data
 
 
 class ImportRunSerializer(serializers.ModelSerializer):

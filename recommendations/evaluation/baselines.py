@@ -98,6 +98,16 @@ class ItemKNNRecommender(Recommender):
         return np.asarray(self.data.binary[rows] @ self.similarity)
 
 
+def ease_item_weights(binary: sp.csr_matrix, *, l2: float) -> np.ndarray:
+    """Return EASE's item x item weights B = -P / diag(P), P = (X'X + l2 I)^-1, with a zero diagonal."""
+    gram = (binary.T @ binary).toarray().astype(np.float64)
+    gram[np.diag_indices_from(gram)] += l2
+    inverse = np.linalg.inv(gram)
+    weights = -inverse / np.diag(inverse)[None, :]
+    np.fill_diagonal(weights, 0.0)
+    return weights
+
+
 class EASERecommender(Recommender):
     """EASE (Steck 2019): closed-form ridge regression of each item on all others, zero diagonal.
 
@@ -109,13 +119,10 @@ class EASERecommender(Recommender):
     def __init__(self, *, l2: float = 300.0):
         super().__init__(l2=l2)
 
-    def fit(self, data: TrainingData) -> EASERecommender:
+    def fit(self, data: TrainingData, *, weights: np.ndarray | None = None) -> EASERecommender:
+        """Fit; ``weights`` (from :func:`ease_item_weights` with the same l2) may be passed to save the inverse."""
         super().fit(data)
-        gram = (data.binary.T @ data.binary).toarray().astype(np.float64)
-        gram[np.diag_indices_from(gram)] += self.params["l2"]
-        inverse = np.linalg.inv(gram)
-        self.weights = -inverse / np.diag(inverse)[None, :]
-        np.fill_diagonal(self.weights, 0.0)
+        self.weights = weights if weights is not None else ease_item_weights(data.binary, l2=self.params["l2"])
         return self
 
     def score(self, rows: np.ndarray) -> np.ndarray:

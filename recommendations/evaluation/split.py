@@ -53,9 +53,7 @@ def temporal_split(
     when = interactions["occurred_at"]
     train = interactions.loc[when < cutoff]
     test = interactions.loc[(when >= cutoff) & (when < cutoff + pd.Timedelta(days=horizon_days))]
-    recent = train.loc[train["occurred_at"] >= cutoff - pd.Timedelta(days=exclusion_days)]
-
-    excluded = _items_by_customer(recent)
+    excluded = recently_bought(train, as_of=cutoff, days=exclusion_days)
     bought_in_test = _items_by_customer(test)
     train_customers = set(train["customer"].unique())
     active_both = train_customers & set(bought_in_test)
@@ -77,14 +75,32 @@ def temporal_split(
     )
 
 
-def validation_split(split: TemporalSplit) -> TemporalSplit:
-    """Return a split carved out of ``split.train`` only, one horizon earlier, with the same rule."""
+def validation_split(split: TemporalSplit, *, extra_offset_days: int = 0) -> TemporalSplit:
+    """Return a split carved out of ``split.train`` only, one horizon (+ ``extra_offset_days``) earlier.
+
+    Its test window ends at most at ``split.cutoff``, so nothing from the real test window is seen.
+    """
     return temporal_split(
         split.train,
-        cutoff=split.cutoff - pd.Timedelta(days=split.horizon_days),
+        cutoff=split.cutoff - pd.Timedelta(days=split.horizon_days + extra_offset_days),
         horizon_days=split.horizon_days,
         exclusion_days=split.exclusion_days,
     )
+
+
+def validation_splits(split: TemporalSplit, *, folds: int = 2, stride_days: int | None = None) -> list[TemporalSplit]:
+    """Return ``folds`` validation splits: one horizon before the cutoff, then each ``stride_days`` earlier."""
+    stride = split.horizon_days // 2 if stride_days is None else stride_days
+    return [validation_split(split, extra_offset_days=fold * stride) for fold in range(folds)]
+
+
+def recently_bought(
+    interactions: pd.DataFrame, *, as_of: str | pd.Timestamp, days: int = 90
+) -> dict[str, frozenset[str]]:
+    """Return customer -> items bought in ``[as_of - days, as_of)``: what a list made at ``as_of`` must exclude."""
+    as_of = pd.Timestamp(as_of)
+    when = interactions["occurred_at"]
+    return _items_by_customer(interactions.loc[(when >= as_of - pd.Timedelta(days=days)) & (when < as_of)])
 
 
 def _items_by_customer(frame: pd.DataFrame) -> dict[str, frozenset[str]]:

@@ -12,9 +12,11 @@ Decisions (each is tested in tests/recommendations/test_importer.py):
   A slash date is *day-first* when its first number is > 12 or a day, month or hour has a leading zero;
   it is *month-first* when its second number is > 12 or a day, month or hour has a single digit.
   Evidence for both is ``invalid_date`` (it matches neither layout). A date with no evidence
-  (``11/12/2011 10:30``) takes the convention the rest of the file proves: the importer pre-scans the
-  slash dates of a file before reading it. When the file proves both conventions such dates are
+  (``11/12/2011 10:30``) takes the convention the whole file proves: at the first such date the importer
+  scans all InvoiceDates of the file once. When the file proves both conventions such dates are
   rejected as ``ambiguous_date``; when it proves neither, month-first (the UCI export) is assumed.
+* Checks run in file order (InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice,
+  CustomerID), so a row is rejected for its first bad field; then ``classify`` applies the kind rules.
 * Descriptions: stripped, internal whitespace collapsed; a description starting with = + - @ is stored
   with a leading single quote so spreadsheets do not run it as a formula.
 """

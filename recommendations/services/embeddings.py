@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from recommendations import profile
 from recommendations.models import Customer, Product
+from recommendations.vectors import fetch_vectors, write_vectors
 
 
 def product_embedding_text(description: str) -> str:
@@ -62,32 +63,13 @@ def products_embed(*, product_ids: Sequence[int]) -> int:
 
 
 def vector_literal(vec) -> str:
-    """Return pgvector's text form of a vector (psycopg has no adapter registered for raw SQL)."""
-    return "[" + ",".join(repr(float(x)) for x in np.asarray(vec, dtype=np.float32)) + "]"
+    """Return pgvector's text form of a vector, for a query parameter cast with ``::vector``."""
+    return "[" + ",".join(map(str, np.asarray(vec, dtype=np.float32).tolist())) + "]"
 
 
 def _bulk_set_embeddings(table: str, rows: list[tuple[int, np.ndarray, str, str]], now) -> None:
     """Set embedding, version, input hash and time for many rows in one statement."""
-    if not rows:
-        return
-    with transaction.atomic(), connection.cursor() as cur:
-        cur.execute(
-            f"""
-            UPDATE {table} AS t
-            SET embedding = v.embedding, embedding_version = v.version,
-                embedding_input_hash = v.input_hash, embedded_at = %s
-            FROM unnest(%s::bigint[], %s::text[]::vector[], %s::text[], %s::text[])
-                 AS v(id, embedding, version, input_hash)
-            WHERE t.id = v.id
-            """,  # noqa: S608 - table names come from model metadata, values are parameters
-            [
-                now,
-                [r[0] for r in rows],
-                [vector_literal(r[1]) for r in rows],
-                [r[2] for r in rows],
-                [r[3] for r in rows],
-            ],
-        )
+    write_vectors(table, rows, now=now)
 
 
 # --------------------------------------------------------------------------- customers
@@ -137,7 +119,7 @@ def customers_embed(*, customer_ids: Sequence[int]) -> int:
     reference = profile.reference_time()
     weights = profile.purchase_weights(todo, reference=reference)
     product_ids = {pw.product_id for ws in weights.values() for pw in ws}
-    vectors = dict(Product.objects.filter(pk__in=product_ids, embedding__isnull=False).values_list("id", "embedding"))
+    vectors = fetch_vectors(Product._meta.db_table, product_ids)
     version = customer_profile_version()
     rows, empty = [], []
     for cid in todo:

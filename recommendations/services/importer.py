@@ -94,6 +94,8 @@ def transactions_import(*, path: Path, progress: Callable[[ImportProgress], None
         )
         logger.warning("Import run %s of %s failed: %s", run.pk, run.file_name, error)
         raise
+    # Finished after the commit, so the run's duration includes it.
+    ImportRun.objects.filter(pk=run.pk).update(finished_at=timezone.now())
     run.refresh_from_db()
     return run
 
@@ -196,7 +198,7 @@ def _check_start(sample: bytes) -> None:
     controls = sum(1 for byte in sample if byte < 9 or 13 < byte < 32)
     if b"\x00" in sample or controls > len(sample) // 50:
         raise InvalidImportFile(
-            "The file is binary, not a CSV text file. Give the Online Retail CSV (optionally gzip-compressed)."
+            "The file is binary, not a CSV text file. Export the data as CSV UTF-8 (optionally gzip-compressed)."
         )
 
 
@@ -205,7 +207,7 @@ def _read_header(reader: Iterator[list[str]]) -> None:
         if row:
             break
     else:
-        raise InvalidImportFile(f"The file is empty. It needs the header line {_HEADER_TEXT} and data rows.")
+        raise InvalidImportFile(f"The file is empty. Export the transactions with the header line {_HEADER_TEXT}.")
     names = [name.strip() for name in row]
     if tuple(names) == EXPECTED_HEADER:
         return
@@ -289,7 +291,8 @@ class _RejectedRowsFile:
     )
 
     def __init__(self, *, run_id: int):
-        self.relative_path = f"imports/import-{run_id}-rejected.csv"
+        # The timestamp keeps names unique even where run ids restart (a recreated database).
+        self.relative_path = f"imports/import-{run_id}-{timezone.now():%Y%m%d-%H%M%S}-rejected.csv"
         self.path = Path(settings.MEDIA_ROOT) / self.relative_path
         self._fh = None
         self._writer = None
@@ -321,15 +324,28 @@ class _RejectedRowsFile:
 
 
 _STAGE_COLUMNS = (
-    "line_no, line_key, invoice, stock_code, description, quantity, unit_price, occurred_local, customer, country, kind"
+    "line_no, line_key, invoice, stock_code, description, quantity, unit_price, occurred_local, customer, kind"
 )
 
 
 @dataclass
 class _Counts:
+    """What streaming learns; the sets grow with the catalog and the customer base, not with the rows."""
+
     rows_read: int = 0
     accepted: Counter = field(default_factory=Counter)
     rejected: Counter = field(default_factory=Counter)
+    stock_codes: set[str] = field(default_factory=set)
+    customer_countries: Counter = field(default_factory=Counter)  # (pseudonym, country) -> accepted rows
+
+    def country_of_customers(self) -> dict[str, str]:
+        """Return each customer's most frequent country (ties: the first in code-point order)."""
+        best: dict[str, tuple[int, str]] = {}
+        for (customer, country), n in self.customer_countries.items():
+            current = best.get(customer)
+            if current is None or (-n, country) < (-current[0], current[1]):
+                best[customer] = (n, country)
+        return {customer: country for customer, (_, country) in best.items()}
 
 
 def _import(*, run: ImportRun, path: Path, rejected: _RejectedRowsFile, progress: Callable) -> None:
@@ -342,6 +358,8 @@ def _import(*, run: ImportRun, path: Path, rejected: _RejectedRowsFile, progress
     with pg.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
         cur.execute("SET LOCAL work_mem = '128MB'")
+        # Keeps the staging table in memory; only takes effect before a session's first temp table.
+        cur.execute("SET LOCAL temp_buffers = '256MB'")
         cur.execute(
             """
             CREATE TEMP TABLE import_stage (
@@ -354,7 +372,6 @@ def _import(*, run: ImportRun, path: Path, rejected: _RejectedRowsFile, progress
                 unit_price numeric(12, 3) NOT NULL,
                 occurred_local timestamp NOT NULL,
                 customer text,
-                country text NOT NULL,
                 kind text NOT NULL
             ) ON COMMIT DROP
             """
@@ -375,11 +392,11 @@ def _import(*, run: ImportRun, path: Path, rejected: _RejectedRowsFile, progress
 
         phase("merging purchase lines")
         cur.execute("ANALYZE import_stage")
-        inserted = timed("merge", _merge, cur, run_id=run.pk)
+        inserted = timed("merge", _merge, cur, run_id=run.pk, counts=counts)
         phase("updating products")
-        timed("products", _update_products, cur)
+        timed("products", _update_products, cur, stock_codes=sorted(counts.stock_codes))
         phase("updating customers")
-        timed("customers", _update_customers, cur)
+        timed("customers", _update_customers, cur, country_of=counts.country_of_customers())
         phase("generalizing regions")
         region_k = timed("regions", _update_regions, cur)
         cur.execute(f"SELECT count(*) FROM {Customer._meta.db_table}")  # noqa: S608 - table names only
@@ -419,6 +436,7 @@ def _stream_rows(*, source: _Source, cleaner: LineCleaner, copy, rejected, count
     md5 = hashlib.md5
     write_row = copy.write_row
     accepted, rejected_counts = counts.accepted, counts.rejected
+    add_stock_code, customer_countries = counts.stock_codes.add, counts.customer_countries
     rows_read = 0
     previous_line = 0
     try:
@@ -472,11 +490,13 @@ def _stream_rows(*, source: _Source, cleaner: LineCleaner, copy, rejected, count
                     line.unit_price,
                     line.occurred_local,
                     line.customer,
-                    row[COUNTRY].strip() or "Unspecified",
                     line.kind,
                 )
             )
             accepted[line.kind] += 1
+            add_stock_code(line.stock_code)
+            if line.customer is not None:
+                customer_countries[line.customer, row[COUNTRY].strip() or "Unspecified"] += 1
             if rows_read % PROGRESS_EVERY_ROWS == 0:
                 progress(ImportProgress("reading", source.bytes_read, source.bytes_total, rows_read))
     except csv.Error as exc:
@@ -490,30 +510,30 @@ def _stream_rows(*, source: _Source, cleaner: LineCleaner, copy, rejected, count
     progress(ImportProgress("reading", source.bytes_total, source.bytes_total, rows_read))
 
 
-def _merge(cur, *, run_id: int) -> int:
+def _merge(cur, *, run_id: int, counts: _Counts) -> int:
     """Create missing products and customers, insert new purchase lines; return how many were inserted."""
     product, customer, purchase = Product._meta.db_table, Customer._meta.db_table, Purchase._meta.db_table
     cur.execute(
         f"""
         INSERT INTO {product} (stock_code, description, is_merchandise, units_sold, buyer_count,
                                embedding_version, embedding_input_hash, updated_at)
-        SELECT DISTINCT stock_code, '', stock_code ~ %s, 0, 0, '', '', now() FROM import_stage
+        SELECT code, '', code ~ %s, 0, 0, '', '', now() FROM unnest(%s::text[]) AS code
         ON CONFLICT (stock_code) DO NOTHING
         """,  # noqa: S608 - table names come from model metadata
-        [MERCHANDISE_PATTERN],
+        [MERCHANDISE_PATTERN, sorted(counts.stock_codes)],
     )
     cur.execute(
         f"""
         INSERT INTO {customer} (pseudonym, region, order_count, revenue, embedding_version,
                                 embedding_input_hash, updated_at)
-        SELECT DISTINCT customer, '', 0, 0, '', '', now() FROM import_stage WHERE customer IS NOT NULL
+        SELECT pseudonym, '', 0, 0, '', '', now() FROM unnest(%s::text[]) AS pseudonym
         ON CONFLICT (pseudonym) DO NOTHING
-        """  # noqa: S608
+        """,  # noqa: S608
+        [sorted({customer for customer, _ in counts.customer_countries})],
     )
     cur.execute(f"SELECT count(*) FROM {purchase}")  # noqa: S608
     stored = cur.fetchone()[0]
-    cur.execute("SELECT count(*) FROM import_stage")
-    staged = cur.fetchone()[0]
+    staged = sum(counts.accepted.values())
     bulk = staged >= BULK_MIN_ROWS and staged >= stored * BULK_MIN_SHARE
     with _indexes_dropped(cur, purchase) if bulk else contextlib.nullcontext():
         # The first occurrence of a key in the file wins; keys already stored are skipped. ON CONFLICT
@@ -528,9 +548,12 @@ def _merge(cur, *, run_id: int) -> int:
             FROM import_stage s
             JOIN {product} p ON p.stock_code = s.stock_code
             LEFT JOIN {customer} c ON c.pseudonym = s.customer
-            WHERE s.line_no IN (SELECT min(line_no) FROM import_stage GROUP BY line_key)
+            LEFT JOIN (
+                -- Few keys repeat, so only they are joined back (cheaper than joining every row).
+                SELECT line_key, min(line_no) AS first_no FROM import_stage GROUP BY line_key HAVING count(*) > 1
+            ) repeated ON repeated.line_key = s.line_key
+            WHERE (repeated.first_no IS NULL OR repeated.first_no = s.line_no)
               AND NOT EXISTS (SELECT 1 FROM {purchase} e WHERE e.line_key = s.line_key)
-            ORDER BY s.line_no
             """  # noqa: S608
             + ("" if bulk else "ON CONFLICT (line_key) DO NOTHING"),
             [settings.TIME_ZONE, run_id],
@@ -585,18 +608,20 @@ def _indexes_dropped(cur, table: str) -> Iterator[None]:
         )
 
 
-def _update_products(cur) -> None:
+def _update_products(cur, *, stock_codes: list[str]) -> None:
     """Recompute the aggregates of the products in this file over all their stored lines."""
     product, purchase = Product._meta.db_table, Purchase._meta.db_table
     cur.execute(
         f"""
         CREATE TEMP TABLE import_products ON COMMIT DROP AS
-        SELECT p.id FROM {product} p WHERE p.stock_code IN (SELECT stock_code FROM import_stage)
-        """  # noqa: S608
+        SELECT p.id FROM {product} p WHERE p.stock_code = ANY(%s::text[])
+        """,  # noqa: S608
+        [stock_codes],
     )
+    cur.execute("ANALYZE import_products")
     # units_sold is net of returns (floored at 0): an order cancelled minutes later was not sold.
     # The canonical description is the most frequent "clean" variant (no lowercase, no '?'),
-    # else the most frequent variant; ties go to the alphabetically first.
+    # else the most frequent variant; ties go to the first in byte order (locale-independent).
     cur.execute(
         f"""
         WITH agg AS (
@@ -618,7 +643,7 @@ def _update_products(cur) -> None:
             SELECT DISTINCT ON (product_id) product_id, description FROM variants
             ORDER BY product_id,
                      (description = upper(description) AND strpos(description, '?') = 0) DESC,
-                     n DESC, description
+                     n DESC, description COLLATE "C"
         )
         UPDATE {product} p
         SET description = coalesce(c.description, ''),
@@ -635,19 +660,18 @@ def _update_products(cur) -> None:
     )
 
 
-def _update_customers(cur) -> None:
+def _update_customers(cur, *, country_of: dict[str, str]) -> None:
     """Recompute first/last purchase, order count and revenue of the customers in this file."""
     customer, purchase = Customer._meta.db_table, Purchase._meta.db_table
+    # The countries live in this temporary table only; it is dropped at commit.
     cur.execute(
         """
         CREATE TEMP TABLE import_customer_country ON COMMIT DROP AS
-        SELECT DISTINCT ON (customer) customer, country FROM (
-            SELECT customer, country, count(*) AS n FROM import_stage WHERE customer IS NOT NULL
-            GROUP BY customer, country
-        ) per_country
-        ORDER BY customer, n DESC, country
-        """
+        SELECT * FROM unnest(%s::text[], %s::text[]) AS i(customer, country)
+        """,
+        [list(country_of), list(country_of.values())],
     )
+    cur.execute("ANALYZE import_customer_country")
     cur.execute(
         f"""
         WITH touched AS (

@@ -15,6 +15,7 @@ from django.utils import timezone
 from recommendations import profile
 from recommendations.models import Customer, Purchase, Recommendation, RecommendationBatch
 from recommendations.services.embeddings import vector_literal
+from recommendations.vectors import fetch_vectors
 
 RECOMMENDER = "embedding-cosine"
 
@@ -27,11 +28,17 @@ def batch_params() -> dict:
     }
 
 
+def recommendation_batch_version(*, model_version: str) -> str:
+    """Return the version string of a batch: encoder version plus a digest of the recommender settings."""
+    digest = hashlib.sha256(json.dumps([RECOMMENDER, model_version, batch_params()], sort_keys=True).encode())
+    return f"{model_version}#{digest.hexdigest()[:8]}"
+
+
 def recommendation_batch_start(*, model_version: str) -> RecommendationBatch:
-    params = batch_params()
-    digest = hashlib.sha256(json.dumps([RECOMMENDER, model_version, params], sort_keys=True).encode()).hexdigest()
     return RecommendationBatch.objects.create(
-        recommender=RECOMMENDER, model_version=f"{model_version}#{digest[:8]}", params=params
+        recommender=RECOMMENDER,
+        model_version=recommendation_batch_version(model_version=model_version),
+        params=batch_params(),
     )
 
 
@@ -74,7 +81,7 @@ def recommendations_compute(*, batch_id: int, customer_ids: Sequence[int]) -> in
     batch = RecommendationBatch.objects.get(pk=batch_id)
     top_n = int(batch.params.get("top_n", settings.ELM_RECOMMENDATIONS_PER_CUSTOMER))
     since = profile.reference_time() - timedelta(days=int(batch.params.get("exclude_days", 90)))
-    vectors = dict(Customer.objects.filter(pk__in=customer_ids, embedding__isnull=False).values_list("id", "embedding"))
+    vectors = fetch_vectors(Customer._meta.db_table, customer_ids)
     recent = recently_bought(customer_ids=list(vectors), since=since)
     now = timezone.now()
     rows = []

@@ -137,15 +137,24 @@ class Command(BaseCommand):
         from jobs.progress import JobFailed, wait_for_pipeline
         from jobs.services import job_create
 
-        self._step("Embedding products and customers, then recommending (in the workers)")
-        job = job_create(kind="embed_products", then=["embed_customers", "recommend"])
+        self._step("Embedding, recommending, training concepts, calibrating, explaining (in the workers)")
+        # The first wave of explanations (top 3 for the 50 most active customers) is ready before serving;
+        # the rest is explained in the background while the site runs.
+        job = job_create(
+            kind="embed_products",
+            params={"customers": 50, "ranks": 3},
+            then=["embed_customers", "recommend", "train_concepts", "calibrate", "explain"],
+        )
         try:
             chain = wait_for_pipeline(job)
         except JobFailed as exc:
             raise CommandError(f"{exc}. Worker logs: {settings.VAR_DIR / 'log'}") from exc
         for j in chain:
             took = (j.finished_at - j.started_at).total_seconds() if j.started_at and j.finished_at else 0
-            self.stdout.write(f"  {j.kind}: {j.items_done:,} items in {j.shards_total} shards, {took:.1f} s")
+            note = " (unchanged, reused)" if j.result.get("reused") else ""
+            self.stdout.write(f"  {j.kind}: {j.items_done:,} items in {j.shards_total} shards, {took:.1f} s{note}")
+        rest = job_create(kind="explain")
+        self.stdout.write(f"  explaining the remaining recommendations in the background (job #{rest.pk})")
 
     def _users(self, reset: bool) -> None:
         self._step("Demo users")

