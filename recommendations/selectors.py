@@ -182,7 +182,10 @@ def customer_get(*, user: UserLike, pseudonym: str, with_concepts: bool = False)
     # not reach the database as a query parameter.
     if not _PSEUDONYM_RE.fullmatch(normalized):
         raise Customer.DoesNotExist(f"no customer with pseudonym {pseudonym[:80]!r}")
-    qs = customer_queryset_for(user).defer("embedding").annotate(recommendation_count=_active_recommendation_count())
+    qs = customer_queryset_for(user).defer("embedding").annotate(
+        recommendation_count=_active_recommendation_count(),
+        explained_count=_active_recommendation_count(explained=True),
+    )
     if with_concepts:
         qs = qs.annotate(concept_scores=_usable_concept_scores())
     return qs.get(pseudonym=normalized)

@@ -1,20 +1,36 @@
-"""Server-rendered customer pages: the searchable list and one customer's recommendations."""
+"""Server-rendered customer pages: the searchable list and one customer's explained recommendations."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
+from explanations.models import Explanation
 from recommendations import selectors
-from recommendations.models import Customer
+from recommendations.models import Customer, Recommendation
 
 CUSTOMERS_PER_PAGE = 25
+# A word whose |normalized share| reaches this gets the full highlight colour; weaker words get a
+# proportionally lighter one (shares of a description's words add up to 1 in absolute value).
+FULL_HIGHLIGHT_SHARE = 0.5
+# Flag codes are "<kind>" or "<kind>:<detail>"; the kind gets a translated label.
+FLAG_LABELS = {
+    "hallucinated_entity": _("Not in the evidence"),
+    "pii": _("Personal data"),
+    "sensitive_attribute": _("Sensitive attribute"),
+    "risky_claim": _("Risky claim"),
+    "too_long": _("Too long"),
+    "empty": _("Empty text"),
+    "template_fallback": _("Template reason used"),
+}
 
 SORT_CHOICES = [
     ("-last_purchase_at", _("Most recent purchase first")),
@@ -107,15 +123,206 @@ def customer_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+# --------------------------------------------------------------------------- customer page
+
+
+@dataclass(frozen=True)
+class WordHighlight:
+    """One word of a description with its signed SIG share and the strength of its highlight (0..1)."""
+
+    word: str
+    share: float
+    intensity: float
+
+    @property
+    def positive(self) -> bool:
+        return self.share >= 0
+
+    @property
+    def percent(self) -> float:
+        return self.share * 100
+
+
+@dataclass(frozen=True)
+class EvidenceLine:
+    """A past purchase (or the aggregated rest) with its share of the score."""
+
+    description: str
+    stock_code: str | None
+    share: float
+    percent: float  # share of the recommendation score, in percent (may be negative)
+    bar_percent: float  # the same clamped to 0..100 for the bar
+    count: int | None = None  # purchases aggregated in the "other purchases" row
+
+    @property
+    def is_rest(self) -> bool:
+        return self.stock_code is None
+
+
+@dataclass(frozen=True)
+class ReasonSegment:
+    """A piece of the reason text; ``flag`` is set on pieces an automatic check flagged."""
+
+    text: str
+    flag: dict | None = None
+
+
+@dataclass(frozen=True)
+class Necessity:
+    removed_count: int
+    drops_out: bool
+    new_rank: int | None
+    top_n: int
+
+
+@dataclass(frozen=True)
+class ExplanationPanel:
+    """Everything the customer page shows about one explanation, already decided for the viewer."""
+
+    explanation: Explanation
+    failed: bool
+    reason_visible: bool
+    reason_segments: list[ReasonSegment]
+    flags: list[dict]  # empty for viewers who do not review explanations
+    confidence_percent: float | None
+    confidence_digits: int
+    evidence: list[EvidenceLine]
+    necessity: Necessity | None
+    shared_concepts: list[dict]
+    product_words: list[WordHighlight]
+    evidence_words: list[WordHighlight]
+    evidence_words_description: str
+    generated_at: datetime
+
+
+@dataclass(frozen=True)
+class RecommendationCard:
+    recommendation: Recommendation
+    panel: ExplanationPanel | None = None
+
+
+def _word_highlights(data: dict | None) -> list[WordHighlight]:
+    if not data:
+        return []
+    words = data.get("words") or []
+    shares = data.get("normalized") or []
+    if len(words) != len(shares):
+        return []  # malformed attributions are not shown rather than shown misaligned
+    return [
+        WordHighlight(word=w, share=float(x), intensity=round(min(1.0, abs(float(x)) / FULL_HIGHLIGHT_SHARE), 3))
+        for w, x in zip(words, shares, strict=True)
+    ]
+
+
+def _evidence_lines(rows: list[dict], score: float) -> list[EvidenceLine]:
+    lines = []
+    for row in rows:
+        share = float(row.get("share") or 0.0)
+        percent = share / score * 100 if score else 0.0
+        lines.append(
+            EvidenceLine(
+                description=row.get("description") or "",
+                stock_code=row.get("stock_code") if row.get("product_id") is not None else None,
+                share=share,
+                percent=percent,
+                bar_percent=round(max(0.0, min(100.0, percent)), 2),
+                count=row.get("count"),
+            )
+        )
+    return lines
+
+
+def _reason_segments(text: str, flags: list[dict]) -> list[ReasonSegment]:
+    """Split the reason so that the spans the checks flagged can be marked for reviewers."""
+    spans = []
+    for flag in flags:
+        start, end = flag.get("start"), flag.get("end")
+        # Offsets are data: use a span only when it really points at the flagged text.
+        if not isinstance(start, int) or not isinstance(end, int) or not 0 <= start < end <= len(text):
+            continue
+        if flag.get("text") and text[start:end] != flag["text"]:
+            continue
+        spans.append((start, end, flag))
+    segments, cursor = [], 0
+    for start, end, flag in sorted(spans, key=lambda s: (s[0], s[1])):
+        if start < cursor:
+            continue  # overlapping spans: the first one wins
+        if start > cursor:
+            segments.append(ReasonSegment(text[cursor:start]))
+        segments.append(ReasonSegment(text[start:end], flag))
+        cursor = end
+    if cursor < len(text):
+        segments.append(ReasonSegment(text[cursor:]))
+    return segments
+
+
+def _flag_view(flag: dict) -> dict:
+    code = str(flag.get("code") or "")
+    kind = code.split(":", 1)[0]
+    severity = "error" if flag.get("severity") == "error" else "warning"
+    return {**flag, "label": FLAG_LABELS.get(kind, code), "severity": severity}
+
+
+def _necessity(data: dict, recommendation: Recommendation) -> Necessity | None:
+    if not isinstance(data, dict) or "drops_out" not in data:
+        return None
+    removed = data.get("removed") or []
+    if not removed:
+        return None  # nothing was left out, so there is no counterfactual to describe
+    top_n = recommendation.batch.params.get("top_n") or settings.ELM_RECOMMENDATIONS_PER_CUSTOMER
+    return Necessity(
+        removed_count=len(removed),
+        drops_out=bool(data["drops_out"]),
+        new_rank=data.get("new_rank"),
+        top_n=int(top_n),
+    )
+
+
+def _explanation_panel(
+    request: HttpRequest, recommendation: Recommendation, explanation: Explanation
+) -> ExplanationPanel:
+    reviewer = selectors.user_is_reviewer(user=request.user)
+    reason_visible = selectors.reason_visible_to(request.user, explanation)
+    flags = [_flag_view(f) for f in explanation.flags or []] if reviewer else []
+    text = explanation.reason_text if reason_visible else ""
+    evidence_attr = (explanation.word_attributions or {}).get("evidence") or {}
+    top = next((r for r in explanation.evidence or [] if r.get("product_id") is not None), None)
+    confidence = explanation.confidence
+    percent = confidence * 100 if confidence is not None else None
+    return ExplanationPanel(
+        explanation=explanation,
+        failed=explanation.status == Explanation.Status.FAILED,
+        reason_visible=reason_visible,
+        reason_segments=_reason_segments(text, flags) if text else [],
+        flags=flags,
+        confidence_percent=percent,
+        confidence_digits=1 if percent is not None and percent < 10 else 0,
+        evidence=_evidence_lines(explanation.evidence or [], recommendation.score),
+        necessity=_necessity(explanation.necessity, recommendation),
+        shared_concepts=[c for c in selectors.explanation_concepts(explanation) if c.get("shared")],
+        product_words=_word_highlights((explanation.word_attributions or {}).get("product")),
+        evidence_words=_word_highlights(evidence_attr),
+        evidence_words_description=evidence_attr.get("text") or (top or {}).get("description", ""),
+        generated_at=explanation.generated_at,
+    )
+
+
 @login_required
 def customer_detail(request: HttpRequest, pseudonym: str) -> HttpResponse:
-    """Show one customer's profile, active recommendations and recent purchases."""
+    """Show one customer's profile and concepts, explained recommendations and recent purchases."""
     try:
-        customer = selectors.customer_get(user=request.user, pseudonym=pseudonym)
+        customer = selectors.customer_get(user=request.user, pseudonym=pseudonym, with_concepts=True)
     except Customer.DoesNotExist:
         raise Http404(_("No customer with this pseudonym.")) from None
     recommendations = selectors.recommendations_for_customer(user=request.user, customer=customer)
     purchases = selectors.customer_recent_purchases(user=request.user, customer=customer)
+    cards = []
+    for rec in recommendations:
+        explanation = selectors.explanation_or_none(rec)
+        cards.append(RecommendationCard(rec, _explanation_panel(request, rec, explanation) if explanation else None))
+    pending = sum(1 for card in cards if card.panel is None)
+    # Progress is only worth a query when something is still waiting for its explanation.
+    explain_job = selectors.explain_job_running(user=request.user) if pending else None
     # The score bar spans 0..1 (cosine similarity) unless a recommender scores above that.
     score_max = max([1.0, *(r.score for r in recommendations)])
     score_min = min([0.0, *(r.score for r in recommendations)])
@@ -124,7 +331,11 @@ def customer_detail(request: HttpRequest, pseudonym: str) -> HttpResponse:
         "recommendations/customer_detail.html",
         {
             "customer": customer,
+            "concepts": getattr(customer, "concept_scores", None) or [],
             "recommendations": recommendations,
+            "cards": cards,
+            "pending_count": pending,
+            "explain_job": explain_job,
             "purchases": purchases,
             "score_min": score_min,
             "score_max": score_max,

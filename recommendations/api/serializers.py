@@ -122,7 +122,6 @@ class CustomerConceptSerializer(serializers.Serializer):
 
 class CustomerDetailSerializer(CustomerListItemSerializer):
     # customer_get(with_concepts=True) annotates the scores; a customer without them has none.
-    explained_count = None  # the detail view reports explanations per recommendation instead
     concepts = CustomerConceptSerializer(
         source="concept_scores",
         many=True,
@@ -135,7 +134,7 @@ class CustomerDetailSerializer(CustomerListItemSerializer):
 
     class Meta(CustomerListItemSerializer.Meta):
         fields = [
-            *(f for f in CustomerListItemSerializer.Meta.fields if f != "explained_count"),
+            *CustomerListItemSerializer.Meta.fields,
             "concepts",
             "recommendations_url",
             "recent_purchases",

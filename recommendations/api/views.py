@@ -81,9 +81,9 @@ def _whole_number(raw: str, name: str, *, minimum: int, maximum: int | None = No
     return value
 
 
-def _customer_or_404(request: Request, pseudonym: str) -> Customer:
+def _customer_or_404(request: Request, pseudonym: str, *, with_concepts: bool = False) -> Customer:
     try:
-        return selectors.customer_get(user=request.user, pseudonym=pseudonym)
+        return selectors.customer_get(user=request.user, pseudonym=pseudonym, with_concepts=with_concepts)
     except Customer.DoesNotExist:
         raise NotFound(_("No customer with this pseudonym.")) from None
 
@@ -169,12 +169,12 @@ class CustomerListApi(ListAPIView):
 class CustomerDetailApi(APIView):
     @extend_schema(
         tags=["customers"],
-        summary="Customer profile with recent purchases",
+        summary="Customer profile with concept scores and recent purchases",
         parameters=[PSEUDONYM_PATH_PARAMETER],
         responses={200: s.CustomerDetailSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND},
     )
     def get(self, request: Request, pseudonym: str) -> Response:
-        customer = _customer_or_404(request, pseudonym)
+        customer = _customer_or_404(request, pseudonym, with_concepts=True)
         purchases = selectors.customer_recent_purchases(user=request.user, customer=customer)
         context = {"request": request, "recent_purchases": purchases}
         return Response(s.CustomerDetailSerializer(customer, context=context).data)
@@ -183,14 +183,18 @@ class CustomerDetailApi(APIView):
 class CustomerRecommendationsApi(APIView):
     @extend_schema(
         tags=["customers"],
-        summary="Active recommendations of a customer, best first",
+        summary="Active recommendations of a customer, best first, with their explanations",
+        description="Each item carries its explanation (null until generated): evidence, necessity, concepts, "
+        "word attributions and confidence for every caller; the reason text only for callers allowed to read "
+        "it (otherwise `reason` is null and `reason_status` is `under_review`), flags only for reviewers.",
         parameters=[PSEUDONYM_PATH_PARAMETER],
         responses={200: s.RecommendationSerializer(many=True), 401: UNAUTHENTICATED, 404: NOT_FOUND},
     )
     def get(self, request: Request, pseudonym: str) -> Response:
         customer = _customer_or_404(request, pseudonym)
         recommendations = selectors.recommendations_for_customer(user=request.user, customer=customer)
-        return Response(s.RecommendationSerializer(recommendations, many=True).data)
+        context = {"request": request}
+        return Response(s.RecommendationSerializer(recommendations, many=True, context=context).data)
 
 
 # --------------------------------------------------------------------------- imports
