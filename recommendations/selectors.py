@@ -109,12 +109,7 @@ def _active_recommendation_count(*, explained: bool = False) -> Coalesce:
     active = Recommendation.objects.filter(customer=OuterRef("pk"), batch__status=RecommendationBatch.Status.ACTIVE)
     if explained:
         active = active.filter(explanation__status=Explanation.Status.GENERATED)
-    per_customer = (
-        active.order_by()
-        .values("customer")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
+    per_customer = active.order_by().values("customer").annotate(n=Count("pk")).values("n")
     return Coalesce(Subquery(per_customer, output_field=IntegerField()), Value(0))
 
 
@@ -182,9 +177,13 @@ def customer_get(*, user: UserLike, pseudonym: str, with_concepts: bool = False)
     # not reach the database as a query parameter.
     if not _PSEUDONYM_RE.fullmatch(normalized):
         raise Customer.DoesNotExist(f"no customer with pseudonym {pseudonym[:80]!r}")
-    qs = customer_queryset_for(user).defer("embedding").annotate(
-        recommendation_count=_active_recommendation_count(),
-        explained_count=_active_recommendation_count(explained=True),
+    qs = (
+        customer_queryset_for(user)
+        .defer("embedding")
+        .annotate(
+            recommendation_count=_active_recommendation_count(),
+            explained_count=_active_recommendation_count(explained=True),
+        )
     )
     if with_concepts:
         qs = qs.annotate(concept_scores=_usable_concept_scores())

@@ -374,3 +374,20 @@ def first_sentences(text: str, n: int = 1) -> str:
     """The first ``n`` sentences of a profile text (sentences end with ". " or "; ")."""
     parts = re.split(r"(?<=\.)\s+", text.strip())
     return " ".join(parts[:n])
+
+
+_LEADS = ("Mainly buys ", "Buys mostly ", "Focuses on ", "Buys ")
+_CONNECTORS = re.compile(r",? (?:such as|for example|including) |, ")
+
+
+def profile_content(text: str) -> str:
+    """The content words of a profile's first sentence, without the lead verb and connectors.
+
+    "Mainly buys bags and candles, such as jumbo bag red, ..." -> "bags and candles jumbo bag red ..."
+    """
+    first = first_sentences(text, 1).rstrip(".")
+    for lead in _LEADS:
+        if first.startswith(lead):
+            first = first[len(lead) :]
+            break
+    return _CONNECTORS.sub(" ", first)

@@ -217,8 +217,9 @@ class BPRRecommender(_ImplicitRecommender):
 class EmbeddingRecommender(Recommender):
     """Cosine between the product's description embedding and the customer vector.
 
-    Customer vector = L2-normalized sum over purchase lines of log1p(qty) * 0.5 ** (age / half-life)
-    times the product embedding (the weighted mean, up to a scale the normalization removes).
+    Customer vector = L2-normalized sum over bought products of log1p(total qty) * 0.5 ** (days since
+    the latest purchase / half-life) times the product embedding: the weighted mean (up to a scale the
+    normalization removes), with the weights of ``recommendations.profile``.
     """
 
     name = "embedding"

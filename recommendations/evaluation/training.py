@@ -79,34 +79,31 @@ class TrainingData:
         return len(self.items)
 
     def purchase_weights(self, *, half_life_days: float | None, quantity: str = "log1p") -> sp.csr_matrix:
-        """Return customer x item weights: the sum over lines of q(quantity) * 0.5 ** (age / half-life).
+        """Return customer x item weights, one per bought product, decayed from its latest purchase.
 
-        ``quantity``: "log1p" (log(1 + qty)), "one" (each line counts 1) or "binary" (1 per bought item).
-        ``half_life_days`` None = no decay.
+        ``quantity``: "log1p" = log(1 + total quantity bought), as in ``recommendations.profile`` (which
+        also nets out returns; these interactions hold sales only), or "binary" = 1 per bought product.
+        The decay is 0.5 ** (days since the latest purchase / ``half_life_days``); None = no decay.
         """
-        shape = (len(self.customers), len(self.items))
-        if quantity == "binary":
-            # One unit of evidence per bought item, decayed from its latest purchase.
-            latest = (
-                pd.DataFrame({"r": self.line_customer, "c": self.line_item, "age": self.line_age_days})
-                .groupby(["r", "c"], sort=False)["age"]
-                .min()
-            )
-            decay = 1.0 if half_life_days is None else np.power(0.5, latest.to_numpy() / half_life_days)
-            data = np.ones(len(latest)) * decay
-            rows = latest.index.get_level_values(0).to_numpy()
-            cols = latest.index.get_level_values(1).to_numpy()
-            return sp.csr_matrix((data, (rows, cols)), shape=shape)
-        decay = 1.0 if half_life_days is None else np.power(0.5, self.line_age_days / half_life_days)
-        if quantity == "log1p":
-            per_line = np.log1p(self.line_quantity) * decay
-        elif quantity == "one":
-            per_line = np.ones_like(self.line_quantity) * decay
-        else:
+        if quantity not in ("log1p", "binary"):
             raise ValueError(f"unknown quantity transform {quantity!r}")
-        weights = sp.csr_matrix((per_line, (self.line_customer, self.line_item)), shape=shape)
-        weights.sum_duplicates()
-        return weights.astype(np.float64).tocsr()
+        per_pair = (
+            pd.DataFrame(
+                {
+                    "r": self.line_customer,
+                    "c": self.line_item,
+                    "qty": self.line_quantity,
+                    "age": self.line_age_days,
+                }
+            )
+            .groupby(["r", "c"], sort=False)
+            .agg(qty=("qty", "sum"), age=("age", "min"))
+        )
+        decay = 1.0 if half_life_days is None else np.power(0.5, per_pair["age"].to_numpy() / half_life_days)
+        base = np.log1p(per_pair["qty"].to_numpy()) if quantity == "log1p" else np.ones(len(per_pair))
+        rows = per_pair.index.get_level_values(0).to_numpy()
+        cols = per_pair.index.get_level_values(1).to_numpy()
+        return sp.csr_matrix((base * decay, (rows, cols)), shape=(len(self.customers), len(self.items)))
 
     def recent_buyers(self, window_days: float | None) -> np.ndarray:
         """Return per item the number of distinct customers who bought it in the last ``window_days``."""

@@ -193,6 +193,24 @@ def test_rankings_never_contain_excluded_items():
     assert dict(zip(customers, ranked, strict=True)) == {"A": ["y"], "B": ["y"], "C": ["y"]}
 
 
+def test_purchase_weights_are_per_product_and_decay_from_the_latest_purchase():
+    """Weigh a bought product by log1p(total quantity) or 1, times 0.5 ** (days since last bought / half-life)."""
+    # Given a customer who bought x twice (3 + 4 units, latest 30 days ago) and y once (9 units, 90 days ago)
+    frame = _frame([("A", "x", "2011-01-01"), ("A", "x", "2011-05-02"), ("A", "y", "2011-03-03")])
+    frame["quantity"] = [3, 4, 9]
+    data = TrainingData.from_interactions(frame, as_of="2011-06-01")
+    x, y = data.item_index["x"], data.item_index["y"]
+    # When weights are computed with a 30-day half-life
+    log_weights = data.purchase_weights(half_life_days=30.0, quantity="log1p").toarray()[0]
+    unit_weights = data.purchase_weights(half_life_days=30.0, quantity="binary").toarray()[0]
+    undecayed = data.purchase_weights(half_life_days=None, quantity="log1p").toarray()[0]
+    # Then each product gets one weight from its total quantity and its latest purchase
+    assert log_weights[x] == pytest.approx(math.log1p(7) * 0.5)
+    assert log_weights[y] == pytest.approx(math.log1p(9) * 0.125)
+    assert unit_weights.tolist() == pytest.approx([0.5, 0.125])
+    assert undecayed.tolist() == pytest.approx([math.log1p(7), math.log1p(9)])
+
+
 def test_top_n_orders_by_score_then_column():
     """Rank by descending score, ties by column index, never returning excluded columns."""
     import scipy.sparse as sp

@@ -9,10 +9,15 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
+from explanations.models import Explanation
+from jobs.models import Job
 from recommendations import selectors
 from recommendations.models import Customer, RecommendationBatch
 from tests.factories import (
+    ConceptFactory,
+    CustomerConceptFactory,
     CustomerFactory,
+    ExplanationFactory,
     ImportRunFactory,
     ProductFactory,
     PurchaseFactory,
@@ -269,3 +274,133 @@ def test_user_is_staff_or_manager(kwargs, expected):
     # when / then
     assert selectors.user_is_staff_or_manager(user=user) is expected
     assert selectors.user_is_staff_or_manager(user=AnonymousUser()) is False
+
+
+# --------------------------------------------------------------------------- explanations
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({}, False),
+        ({"groups": ["sales"]}, False),
+        ({"groups": ["reviewer"]}, True),
+        ({"groups": ["manager"]}, True),
+        ({"groups": ["sales", "reviewer"]}, True),
+        ({"is_staff": True}, True),
+        ({"is_superuser": True}, True),
+    ],
+)
+def test_reason_visible_to_reviewers_managers_and_staff_only(kwargs, expected):
+    """Show reasons to staff, superusers and the reviewer and manager groups; hide them from everyone else."""
+    # given
+    user = UserFactory(**kwargs)
+    explanation = ExplanationFactory()
+    # when / then
+    assert selectors.reason_visible_to(user, explanation) is expected
+    assert selectors.user_is_reviewer(user=user) is expected
+
+
+def test_reason_is_hidden_from_anonymous_users():
+    """Never show a reason to an anonymous user."""
+    # given
+    explanation = ExplanationFactory()
+    # when / then
+    assert selectors.reason_visible_to(AnonymousUser(), explanation) is False
+
+
+def test_role_checks_ask_for_the_groups_once_per_user(django_assert_num_queries):
+    """Cache the user's role groups so that many explanations cost one query."""
+    # given
+    user = UserFactory(groups=["sales"])
+    explanations = ExplanationFactory.create_batch(3)
+    # when / then
+    with django_assert_num_queries(1):
+        visible = [selectors.reason_visible_to(user, e) for e in explanations]
+        manager = selectors.user_is_staff_or_manager(user=user)
+    assert visible == [False, False, False]
+    assert manager is False
+
+
+def test_recommendations_for_customer_loads_explanations_in_the_same_query(user, django_assert_num_queries):
+    """Return explanations (or None) with the recommendations in one query."""
+    # given
+    customer = CustomerFactory()
+    explained = ExplanationFactory(recommendation=RecommendationFactory(customer=customer, rank=1))
+    RecommendationFactory(customer=customer, rank=2)
+    # when
+    with django_assert_num_queries(1):
+        recommendations = selectors.recommendations_for_customer(user=user, customer=customer)
+        explanations = [selectors.explanation_or_none(r) for r in recommendations]
+        top_n = [r.batch.params for r in recommendations]
+    # then
+    assert explanations == [explained, None]
+    assert len(top_n) == 2
+
+
+def test_customer_get_with_concepts_returns_usable_active_scores_highest_first(user, django_assert_num_queries):
+    """Annotate the usable, active concept scores of this customer only, best first, in the same query."""
+    # given
+    customer = CustomerFactory()
+    CustomerConceptFactory(customer=customer, concept=ConceptFactory(name="Garden"), score=0.4, low=0.3, high=0.5)
+    CustomerConceptFactory(customer=customer, concept=ConceptFactory(name="Home décor"), score=0.8, low=0.7, high=0.9)
+    CustomerConceptFactory(customer=customer, concept=ConceptFactory(name="Weak", usable=False), score=0.9)
+    CustomerConceptFactory(customer=customer, concept=ConceptFactory(name="Off", is_active=False), score=0.9)
+    CustomerConceptFactory(concept=ConceptFactory(name="Other customer's"), score=0.99)
+    # when
+    with django_assert_num_queries(1):
+        found = selectors.customer_get(user=user, pseudonym=customer.pseudonym, with_concepts=True)
+    # then
+    assert [(c["name"], c["score"], c["low"], c["high"]) for c in found.concept_scores] == [
+        ("Home décor", 0.8, 0.7, 0.9),
+        ("Garden", 0.4, 0.3, 0.5),
+    ]
+    assert found.concept_scores[0]["description"] == "Customers who match home décor."
+
+
+def test_customer_list_counts_generated_explanations_of_the_active_batch(user):
+    """Annotate explained_count: active-batch recommendations with a generated explanation."""
+    # given
+    customer = CustomerFactory()
+    ExplanationFactory.create_batch(2, recommendation__customer=customer)
+    ExplanationFactory(recommendation__customer=customer, status=Explanation.Status.FAILED)
+    old = RecommendationBatchFactory(status=RecommendationBatch.Status.SUPERSEDED)
+    ExplanationFactory(recommendation=RecommendationFactory(customer=customer, batch=old))
+    # when
+    found = selectors.customer_list(user=user).get(pk=customer.pk)
+    # then
+    assert (found.recommendation_count, found.explained_count) == (3, 2)
+
+
+def test_explanation_concepts_puts_shared_concepts_first():
+    """Order shared concepts first and keep the stored order within each group."""
+    # given
+    explanation = ExplanationFactory(
+        concepts=[{"concept": "A", "shared": False}, {"concept": "B", "shared": True}, {"concept": "C", "shared": True}]
+    )
+    # when
+    names = [c["concept"] for c in selectors.explanation_concepts(explanation)]
+    # then
+    assert names == ["B", "C", "A"]
+
+
+def test_explain_job_running_returns_the_newest_running_explain_job(user):
+    """Return the latest running explain job, ignoring other kinds and finished jobs."""
+    # given
+    Job.objects.create(kind="explain", status=Job.Status.SUCCEEDED)
+    Job.objects.create(kind="recommend", status=Job.Status.RUNNING)
+    Job.objects.create(kind="explain", status=Job.Status.RUNNING, items_total=4, items_done=4)
+    newer = Job.objects.create(kind="explain", status=Job.Status.RUNNING, items_total=8, items_done=3)
+    # when
+    found = selectors.explain_job_running(user=user)
+    # then
+    assert found == newer
+    assert (found.items_done, found.items_total) == (3, 8)
+
+
+def test_explain_job_running_is_none_without_one(user):
+    """Return None when no explain job is running."""
+    # given
+    Job.objects.create(kind="explain", status=Job.Status.QUEUED)
+    # when / then
+    assert selectors.explain_job_running(user=user) is None
