@@ -160,7 +160,9 @@ def main() -> None:
         faithfulness = faithfulness_report(
             [(d, v) for d, v, _ in pairs[: args.faithfulness_pairs]], steps=steps, method="gausslegendre"
         )
-        print(json.dumps(faithfulness["metrics"], indent=2))
+        for name, summary in faithfulness["metrics"].items():
+            print(f"faithfulness {name} aopc: {summary['aopc']}")
+        print(f"SIG vs IG at 20%: {faithfulness['sig_vs_ig']['0.2']}")
 
     result = {
         "model_version": encoder_version(),

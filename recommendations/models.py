@@ -91,6 +91,9 @@ class Purchase(models.Model):
     class Meta:
         indexes = [models.Index(fields=["customer", "occurred_at"]), models.Index(fields=["product", "occurred_at"])]
 
+    def __str__(self) -> str:
+        return f"{self.invoice} {self.kind} {self.quantity} x {self.product_id}"
+
 
 class ImportRun(models.Model):
     class Status(models.TextChoices):
@@ -119,6 +122,9 @@ class ImportRun(models.Model):
     class Meta:
         ordering = ["-started_at"]
 
+    def __str__(self) -> str:
+        return f"Import #{self.pk} {self.file_name} ({self.status})"
+
 
 class RecommendationBatch(models.Model):
     """One run of the recommender; exactly one succeeded batch is active at a time."""
@@ -144,6 +150,9 @@ class RecommendationBatch(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"Batch #{self.pk} {self.recommender} ({self.status})"
+
 
 class Recommendation(models.Model):
     batch = models.ForeignKey(RecommendationBatch, on_delete=models.CASCADE, related_name="recommendations")
@@ -159,3 +168,6 @@ class Recommendation(models.Model):
             models.UniqueConstraint(fields=["batch", "customer", "rank"], name="recommendation_rank_unique"),
             models.UniqueConstraint(fields=["batch", "customer", "product"], name="recommendation_product_unique"),
         ]
+
+    def __str__(self) -> str:
+        return f"#{self.rank} {self.product_id} for {self.customer_id} ({self.score:.3f})"

@@ -1,6 +1,6 @@
-from .base import *  # noqa: F403
 from elmsite.keys import read_secret
 
+from .base import *  # noqa: F403
 from .base import SECRET_KEY_FILE, env_bool
 
 DEBUG = env_bool("DJANGO_DEBUG", True)

@@ -1,8 +1,8 @@
 """Production settings: secrets must already exist, HTTPS-only cookies, HSTS."""
 
-from .base import *  # noqa: F403
 from elmsite.keys import read_secret
 
+from .base import *  # noqa: F403
 from .base import SECRET_KEY_FILE, env_bool
 
 DEBUG = False

@@ -120,6 +120,37 @@ def summarize(per_example: Sequence[Sequence[DeletionScores]]) -> dict:
     return {"by_fraction": by_fraction, "aopc": aopc, "n_examples": len(per_example)}
 
 
+# Direction in which each metric is better.
+_HIGHER_IS_BETTER = {"comprehensiveness": True, "sufficiency": False, "log_odds": False}
+
+
+def paired_comparison(
+    first: Sequence[Sequence[DeletionScores]], second: Sequence[Sequence[DeletionScores]], *, tie: float = 1e-9
+) -> dict:
+    """Count, per fraction and metric, the examples where ``first`` is better, tied or worse than ``second``.
+
+    Equal top-k sets give identical masked scores, so ties are common on short texts; they are counted
+    apart rather than folded into the means.
+    """
+    out: dict[str, dict] = {}
+    for i, fraction in enumerate(d.fraction for d in first[0]):
+        per_metric = {}
+        for metric, higher in _HIGHER_IS_BETTER.items():
+            diffs = np.array(
+                [getattr(a[i], metric) - getattr(b[i], metric) for a, b in zip(first, second, strict=True)]
+            )
+            better = diffs > tie if higher else diffs < -tie
+            worse = diffs < -tie if higher else diffs > tie
+            per_metric[metric] = {
+                "better": int(better.sum()),
+                "tied": int((~better & ~worse).sum()),
+                "worse": int(worse.sum()),
+                "mean_difference": float(diffs.mean()),
+            }
+        out[f"{fraction:g}"] = per_metric
+    return out
+
+
 def faithfulness_report(
     pairs: Sequence[tuple[str, np.ndarray]],
     *,
@@ -136,6 +167,7 @@ def faithfulness_report(
 
     rng = np.random.default_rng(seed)
     results: dict[str, list[list[DeletionScores]]] = {"sig": [], "ig": [], "random": []}
+    per_pair = []
     completeness = {"sig": [], "ig": []}
     seconds = {"sig": 0.0, "ig": 0.0}
     started = time.perf_counter()
@@ -154,17 +186,39 @@ def faithfulness_report(
         results["ig"].append(deletion_scores(ig.attributions, score_fn, fractions=fractions))
         random_attr = rng.permutation(len(sig.words)).astype(float)
         results["random"].append(deletion_scores(random_attr, score_fn, fractions=fractions))
+        per_pair.append(
+            {
+                "text": text,
+                "score": sig.score,
+                "words": sig.words,
+                "sig": sig.attributions.tolist(),
+                "ig": ig.attributions.tolist(),
+                "spearman_sig_ig": _spearman(sig.attributions, ig.attributions),
+            }
+        )
     return {
         "steps": steps,
         "method": method,
         "fractions": list(fractions),
         "n_pairs": len(pairs),
+        "n_distinct_texts": len({text for text, _ in pairs}),
         "metrics": {name: summarize(rows) for name, rows in results.items()},
+        "sig_vs_ig": paired_comparison(results["sig"], results["ig"]),
+        "median_spearman_sig_ig": float(np.nanmedian([p["spearman_sig_ig"] for p in per_pair])),
         "max_abs_completeness_error": {name: float(np.max(v)) for name, v in completeness.items()},
         "median_abs_completeness_error": {name: float(np.median(v)) for name, v in completeness.items()},
         "attribution_seconds": seconds,
         "elapsed_s": time.perf_counter() - started,
+        "pairs": per_pair,
     }
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
 
 
 # --------------------------------------------------------------------------- real data samples

@@ -59,6 +59,8 @@ DEFAULT_JSON = REPO_ROOT / "benchmarks" / "results" / "evaluation.json"
 DEFAULT_DOC = REPO_ROOT / "docs" / "evaluation.md"
 LIST_LENGTH = 100  # recommendation lists are cut at 100 (MRR is over these 100)
 GOAL_RATIO = 1.10
+MIN_REGION_CUSTOMERS = 5  # per-region figures are published for groups of at least this many customers
+POOLED_REGIONS = "regions with < 5 evaluated customers (pooled)"
 
 # Grids iterate the costly-to-compute parameter (shrinkage) in the outer loop so its cache is reused.
 GRIDS: dict[str, list[dict]] = {
@@ -378,14 +380,27 @@ def _evaluate(
 
 
 def _by_region(values: dict[str, np.ndarray], split: TemporalSplit, *, seed: int, n_resamples: int) -> dict:
+    """Return per-region metrics; regions with fewer than MIN_REGION_CUSTOMERS evaluated customers are pooled.
+
+    Pooling keeps every published figure an aggregate over at least that many customers (the regions are
+    k-anonymous over all customers, but the evaluated subset of a region can be a single customer).
+    """
     regions = np.array([split.region[c] for c in split.customers])
+    names, counts = np.unique(regions, return_counts=True)
+    small = set(names[counts < MIN_REGION_CUSTOMERS].tolist())
+    if small:
+        regions = np.where(np.isin(regions, list(small)), POOLED_REGIONS, regions)
     result = {}
-    for region in sorted(set(regions)):
+    for region in sorted(set(regions.tolist())):
         members = np.flatnonzero(regions == region)
+        if len(members) < MIN_REGION_CUSTOMERS:
+            continue  # a pool of tiny regions that is itself too small is not published
         # A seed per region that does not depend on the order regions are visited in.
         region_seed = seed + int(hashlib.sha256(region.encode()).hexdigest()[:8], 16)
         idx = bootstrap_indices(len(members), n_resamples=n_resamples, seed=region_seed)
         entry: dict = {"customers": len(members)}
+        if region == POOLED_REGIONS:
+            entry["regions"] = sorted(small)
         for name in PER_CUSTOMER_METRICS:
             sub = values[name][members]
             entry[name] = {"mean": float(sub.mean())}
@@ -596,7 +611,8 @@ is biased low and a percentile interval would not even contain the estimate.
 |---|---|---|---|
 {chr(10).join(region_rows)}
 
-Small regions have wide intervals; read them as indications only.
+Regions with fewer than {MIN_REGION_CUSTOMERS} evaluated customers are pooled (a group that small would
+publish one customer's outcome); small regions have wide intervals, so read them as indications only.
 
 ## Tuned hyper-parameters (validation only)
 

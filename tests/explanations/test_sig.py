@@ -22,6 +22,7 @@ from scipy.stats import spearmanr
 from explanations.ml.faithfulness import (
     DeletionScores,
     deletion_scores,
+    paired_comparison,
     similarity_log_odds,
     summarize,
     top_k_count,
@@ -326,6 +327,16 @@ def test_summarize_averages_examples_and_fractions():
     assert summary["aopc"]["sufficiency"] == pytest.approx(0.0)
     assert summary["aopc"]["log_odds"] == pytest.approx(-0.2)
     assert summary["n_examples"] == 2
+
+
+def test_paired_comparison_counts_wins_ties_and_losses_per_metric():
+    """Count an example as better when its metric moves in the metric's good direction."""
+    first = [[DeletionScores(0.2, 1, 0.5, 0.1, -0.3)], [DeletionScores(0.2, 1, 0.2, 0.3, -0.1)]]
+    second = [[DeletionScores(0.2, 1, 0.4, 0.1, -0.2)], [DeletionScores(0.2, 1, 0.3, 0.2, -0.1)]]
+    counts = paired_comparison(first, second)["0.2"]
+    assert counts["comprehensiveness"] == {"better": 1, "tied": 0, "worse": 1, "mean_difference": pytest.approx(0.0)}
+    assert counts["sufficiency"] == {"better": 0, "tied": 1, "worse": 1, "mean_difference": pytest.approx(0.05)}
+    assert counts["log_odds"] == {"better": 1, "tied": 1, "worse": 0, "mean_difference": pytest.approx(-0.05)}
 
 
 def test_log_odds_maps_cosine_to_unit_interval():

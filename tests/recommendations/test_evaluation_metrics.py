@@ -221,6 +221,36 @@ def test_top_n_orders_by_score_then_column():
     assert [b.tolist() for b in best] == [[1, 2, 0], [1, 2, 3]]
 
 
+def test_region_breakdown_pools_regions_with_few_customers():
+    """Publish per-region means only for groups of at least 5 evaluated customers, pooling smaller regions."""
+    from recommendations.evaluation.run import POOLED_REGIONS, _by_region
+    from recommendations.evaluation.split import TemporalSplit
+
+    # Given 6 UK customers, 3 in Japan, 2 in Peru and 1 in Chile, with known NDCG values
+    regions = ["UK"] * 6 + ["Japan"] * 3 + ["Peru"] * 2 + ["Chile"]
+    customers = [f"c{i:02d}" for i in range(len(regions))]
+    split = TemporalSplit(
+        cutoff=pd.Timestamp("2011-09-01"),
+        horizon_days=90,
+        exclusion_days=90,
+        train=pd.DataFrame(),
+        relevant={c: frozenset({"x"}) for c in customers},
+        excluded={},
+        region=dict(zip(customers, regions, strict=True)),
+        customers_active_both=len(customers),
+    )
+    ndcg = np.array([0.5] * 6 + [0.0] * 3 + [1.0] * 2 + [0.25])
+    values = {name: ndcg for name in metrics.PER_CUSTOMER_METRICS}
+    # When the breakdown is computed
+    breakdown = _by_region(values, split, seed=0, n_resamples=200)
+    # Then the UK stands alone and the three small regions form one pool of 6
+    assert set(breakdown) == {"UK", POOLED_REGIONS}
+    assert breakdown["UK"]["customers"] == 6
+    assert breakdown["UK"]["ndcg@10"]["mean"] == pytest.approx(0.5)
+    assert breakdown[POOLED_REGIONS]["regions"] == ["Chile", "Japan", "Peru"]
+    assert breakdown[POOLED_REGIONS]["ndcg@10"]["mean"] == pytest.approx(2.25 / 6)
+
+
 # ------------------------------------------------------------------------ real data: a sanity check
 
 

@@ -1,0 +1,42 @@
+from django.contrib import admin
+
+from recommendations.models import Customer, ImportRun, Product, RecommendationBatch
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ["pseudonym", "region", "order_count", "revenue", "last_purchase_at", "embedding_version"]
+    list_filter = ["region"]
+    search_fields = ["pseudonym"]
+    exclude = ["embedding"]
+    readonly_fields = ["pseudonym", "embedding_version", "embedding_input_hash", "embedded_at"]
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ["stock_code", "description", "is_merchandise", "price_median", "units_sold", "buyer_count"]
+    list_filter = ["is_merchandise"]
+    search_fields = ["stock_code", "description"]
+    exclude = ["embedding"]
+    readonly_fields = ["embedding_version", "embedding_input_hash", "embedded_at"]
+
+
+@admin.register(ImportRun)
+class ImportRunAdmin(admin.ModelAdmin):
+    list_display = ["pk", "file_name", "status", "started_at", "rows_read", "rows_inserted", "rows_rejected"]
+    list_filter = ["status"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(RecommendationBatch)
+class RecommendationBatchAdmin(admin.ModelAdmin):
+    list_display = ["pk", "status", "recommender", "model_version", "created_at", "activated_at"]
+    list_filter = ["status", "recommender"]
+
+    def has_add_permission(self, request):
+        return False
