@@ -92,3 +92,34 @@ register(
     )
 )
 register(JobKind(name="explain", label="Explain", plan=_plan_explain, run_shard=_run_explain, queue="gpu"))
+
+
+def _plan_train_elm(job) -> list[dict]:
+    from explanations.ml.elm import adapter_root
+
+    if not job.params.get("force") and (adapter_root() / "CURRENT").exists():
+        job.result = {**job.result, "reused": True}
+        job.save(update_fields=["result"])
+        return []
+    return _one_shard(job)
+
+
+def _train_elm(job, payload) -> int:
+    from explanations.services.elm_training import elm_train
+
+    result = elm_train(preset=job.params.get("preset"))
+    job.result = {**job.result, **result}
+    job.save(update_fields=["result"])
+    return 1
+
+
+register(
+    JobKind(
+        name="train_elm",
+        label="Train ELM adapter",
+        plan=_plan_train_elm,
+        run_shard=_train_elm,
+        queue="gpu",
+        time_limit=3600,
+    )
+)

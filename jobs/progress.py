@@ -32,10 +32,12 @@ def wait_for_pipeline(job: Job, *, poll: float = 0.5, timeout: float | None = No
                     label = registry.get(j.kind).label
                     bar = bars[j.pk] = tqdm(total=1, desc=f"{label:<18}", unit="item", file=stream, leave=True)
                 total = max(j.items_total, 1)
-                bar.total = total
-                bar.n = total if j.status == Job.Status.SUCCEEDED else min(j.items_done, total)
-                bar.set_postfix_str(j.status)
-                bar.refresh()
+                done = total if j.status == Job.Status.SUCCEEDED else min(j.items_done, total)
+                if (bar.total, bar.n, bar.postfix) != (total, done, j.status):
+                    # Redraw only on change: a log file (no terminal) gets one line per change.
+                    bar.total, bar.n = total, done
+                    bar.set_postfix_str(j.status, refresh=False)
+                    bar.refresh()
                 if j.status == Job.Status.FAILED:
                     raise JobFailed(f"{j.kind} job #{j.pk} failed: {j.error.splitlines()[0] if j.error else ''}")
             if len(chain) == expected and chain[-1].status == Job.Status.SUCCEEDED:

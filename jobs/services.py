@@ -36,7 +36,8 @@ def _enqueue_plan(job_id: int) -> None:
 def _enqueue_shard(job_id: int, index: int, queue: str) -> None:
     from jobs.tasks import run_shard
 
-    run_shard.apply_async(args=[job_id, index], queue=queue)
+    limit = registry.get(Job.objects.values_list("kind", flat=True).get(pk=job_id)).time_limit
+    run_shard.apply_async(args=[job_id, index], queue=queue, time_limit=limit, soft_time_limit=max(limit - 30, 1))
 
 
 def job_plan(*, job_id: int) -> Job:

@@ -199,3 +199,9 @@ ELM_SIG_STEPS = env_int("ELM_SIG_STEPS", 20)  # Gauss-Legendre nodes per word pa
 ELM_REASON_MAX_TOKENS = env_int("ELM_REASON_MAX_TOKENS", 60)
 ELM_EXPLAIN_SHARD_SIZE = env_int("ELM_EXPLAIN_SHARD_SIZE", 16)
 ELM_LM = os.environ.get("ELM_LM", "bundled-smollm2")  # or a local causal-LM directory (e.g. on a GPU worker)
+# Root of versioned ELM adapter artifacts (CURRENT names the active version).
+ELM_ADAPTER_DIR = Path(os.environ.get("ELM_ADAPTER_DIR", VAR_DIR / "models" / "elm-adapter"))
+# Preset for adapter training: "cpu" (~5 min here) or "gpu" (larger, for a GPU worker).
+ELM_ADAPTER_PRESET = os.environ.get("ELM_ADAPTER_PRESET", "cpu")
+# Torch threads in ML workers (0 = torch default); 1 is far faster on a busy 2-core CPU.
+ELM_TORCH_THREADS = env_int("ELM_TORCH_THREADS", 0)

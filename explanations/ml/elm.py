@@ -505,6 +505,7 @@ def train_adapter(
         "seed": seed,
         "system_prompt": SYSTEM_PROMPT,
         "tasks": TASKS,
+        "grounded_instructions": GROUNDED_INSTRUCTIONS,
         "hyper_parameters": {
             "epochs": epochs,
             "lr": lr,

@@ -173,17 +173,10 @@ def load_lm(
 
 
 def configure_threads() -> None:
-    """Apply ``settings.ELM_TORCH_THREADS`` (0/unset = torch's default) to this worker process.
+    """Apply ``settings.ELM_TORCH_THREADS`` to this process (see recommendations.ml.device)."""
+    from recommendations.ml.device import configure_threads as configure
 
-    On a small shared CPU, 1 thread is much faster than 2 when other processes compete for the cores:
-    OpenMP threads spin-wait on each other and small decode-step matmuls become ~10x slower.
-    """
-    import torch
-    from django.conf import settings
-
-    threads = int(getattr(settings, "ELM_TORCH_THREADS", 0) or 0)
-    if threads > 0 and torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
+    configure()
 
 
 @cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 import signal
 import time
@@ -124,7 +125,11 @@ class Command(BaseCommand):
     def _start_workers(self, var: Path) -> list[processes.Child]:
         self._step("Starting Celery workers (queues: gpu, default)")
         log_dir = var / "log"
-        gpu = processes.start_worker(name="gpu", queues="gpu", concurrency=1, log_dir=log_dir, cwd=settings.BASE_DIR)
+        # One torch thread: the web server, PostgreSQL and the other worker share the two cores.
+        gpu = processes.start_worker(
+            name="gpu", queues="gpu", concurrency=1, log_dir=log_dir, cwd=settings.BASE_DIR,
+            env={"ELM_TORCH_THREADS": os.environ.get("ELM_TORCH_THREADS", "1")},
+        )  # fmt: skip
         default = processes.start_worker(
             name="default", queues="default", concurrency=2, log_dir=log_dir, cwd=settings.BASE_DIR
         )
@@ -153,6 +158,8 @@ class Command(BaseCommand):
             took = (j.finished_at - j.started_at).total_seconds() if j.started_at and j.finished_at else 0
             note = " (unchanged, reused)" if j.result.get("reused") else ""
             self.stdout.write(f"  {j.kind}: {j.items_done:,} items in {j.shards_total} shards, {took:.1f} s{note}")
+        elm = job_create(kind="train_elm")
+        self.stdout.write(f"  training (or reusing) the ELM adapter in the background (job #{elm.pk})")
         rest = job_create(kind="explain")
         self.stdout.write(f"  explaining the remaining recommendations in the background (job #{rest.pk})")
 
