@@ -33,11 +33,11 @@ def _enqueue_plan(job_id: int) -> None:
     plan_job.apply_async(args=[job_id], queue="default")
 
 
-def _enqueue_shard(job_id: int, index: int, queue: str) -> None:
+def _enqueue_shard(job_id: int, index: int, kind: registry.JobKind) -> None:
     from jobs.tasks import run_shard
 
-    limit = registry.get(Job.objects.values_list("kind", flat=True).get(pk=job_id)).time_limit
-    run_shard.apply_async(args=[job_id, index], queue=queue, time_limit=limit, soft_time_limit=max(limit - 30, 1))
+    limit = kind.time_limit
+    run_shard.apply_async(args=[job_id, index], queue=kind.queue, time_limit=limit, soft_time_limit=max(limit - 30, 1))
 
 
 def job_plan(*, job_id: int) -> Job:
@@ -67,7 +67,7 @@ def job_plan(*, job_id: int) -> Job:
         job.save(update_fields=["status", "started_at", "shards_total", "items_total"])
         if shards:
             for s in shards:
-                transaction.on_commit(lambda i=s.index: _enqueue_shard(job_id, i, kind.queue))
+                transaction.on_commit(lambda i=s.index: _enqueue_shard(job_id, i, kind))
         else:
             transaction.on_commit(lambda: job_finalize(job_id=job_id))
     return job
@@ -157,7 +157,7 @@ def job_retry(*, job_id: int) -> Job:
         job.finished_at = None
         job.save(update_fields=["status", "error", "finished_at"])
         for index in pending:
-            transaction.on_commit(lambda i=index: _enqueue_shard(job_id, i, kind.queue))
+            transaction.on_commit(lambda i=index: _enqueue_shard(job_id, i, kind))
         if not pending:
             transaction.on_commit(lambda: job_finalize(job_id=job_id))
     return job
