@@ -165,7 +165,7 @@ def test_score_is_the_cosine_the_recommender_computes(christmas_target):
     ("method", "tolerance"),
     # Measured on real descriptions at 50 steps, the largest |error| was ~6e-4 (Gauss-Legendre) and
     # ~2e-4 (trapezoid); multi-wordpiece words have a sharp peak in d f / d alpha that dominates it.
-    # 2e-3 is 0.2% of the cosine range, well under any share worth showing a user, and an
+    # 2e-3 is 0.1% of the cosine's [-1, 1] range, well under any share worth showing a user, and an
     # implementation error (a missing (x - baseline) factor, a wrong weight) is off by 1e-2 or more.
     [("gausslegendre", 2e-3), ("riemann_trapezoid", 2e-3)],
 )
