@@ -9,21 +9,7 @@ import pytest
 from explanations.ml import elm, lm, profiles
 from explanations.ml.profiles import CustomerFacts
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Run on one thread: on 2 shared cores, OpenMP spin-waits make small matmuls ~10x slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def model_and_tokenizer():
-    return lm.get_lm()
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def unit_vectors(n: int, dim: int = 384, seed: int = 0) -> np.ndarray:

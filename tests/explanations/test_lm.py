@@ -7,23 +7,9 @@ import pytest
 
 from explanations.ml import lm
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 SYSTEM = {"role": "system", "content": "You describe customers of a gift wholesaler."}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Run on one thread: on 2 shared cores, OpenMP spin-waits make small matmuls ~10x slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def model_and_tokenizer():
-    return lm.get_lm()
 
 
 def test_bundled_gguf_is_found_without_importing_its_package():
