@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import Q
 
 from explanations.models import Concept, ConfidenceCalibration
 from jobs.registry import JobKind, register, shard
@@ -52,9 +51,7 @@ def _calibrate(job, payload) -> int:
 
 def recommendations_to_explain(*, customers: int | None = None, ranks: int | None = None) -> list[int]:
     """Return ids of active-batch recommendations without an explanation, most active customers first."""
-    qs = Recommendation.objects.filter(batch__status=RecommendationBatch.Status.ACTIVE).filter(
-        Q(explanation__isnull=True)
-    )
+    qs = Recommendation.objects.filter(batch__status=RecommendationBatch.Status.ACTIVE, explanation__isnull=True)
     if ranks:
         qs = qs.filter(rank__lte=ranks)
     qs = qs.order_by("-customer__order_count", "customer_id", "rank")

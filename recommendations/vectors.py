@@ -32,6 +32,11 @@ def _check(table: str) -> None:
         raise ValueError(f"not a vector table: {table}")
 
 
+def vector_literal(vec) -> str:
+    """Return pgvector's text form of a vector, for a query parameter cast with ``::vector``."""
+    return "[" + ",".join(map(str, np.asarray(vec, dtype=np.float32).tolist())) + "]"
+
+
 def fetch_vectors(table: str, ids: Iterable[int] | None = None, *, where: str = "") -> dict[int, np.ndarray]:
     """Return {id: float32 vector} for the rows of ``table`` that have an embedding."""
     _check(table)

@@ -12,6 +12,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 
 import numpy as np
 from django.conf import settings
@@ -55,17 +56,34 @@ def _title(description: str) -> str:
     return text[:1].upper() + text[1:].lower() if text else text
 
 
-def explanation_facts(*, recommendation: Recommendation, reference=None) -> Facts:
+@dataclass
+class CustomerProfile:
+    """A customer's purchase weights and the vectors and names of the products involved."""
+
+    weights: list
+    vectors: dict[int, np.ndarray]
+    names: dict[int, tuple[str, str]]
+
+
+def customer_profile(customer_id: int, product_ids: set[int], *, reference) -> CustomerProfile:
+    """Load what every explanation of this customer needs, once (a shard holds several of its items)."""
+    weights = profile.purchase_weights([customer_id], reference=reference).get(customer_id, [])
+    wanted = {pw.product_id for pw in weights} | product_ids
+    vectors = {pid: v.astype(np.float64) for pid, v in fetch_vectors(Product._meta.db_table, wanted).items()}
+    names = {pid: (code, desc) for pid, code, desc in Product.objects.filter(pk__in=wanted).values_list(
+        "id", "stock_code", "description")}  # fmt: skip
+    return CustomerProfile(weights, vectors, names)
+
+
+def explanation_facts(
+    *, recommendation: Recommendation, reference=None, loaded: CustomerProfile | None = None
+) -> Facts:
     """Compute evidence, necessity and shared concepts for one recommendation."""
     customer = recommendation.customer
     product = recommendation.product
     reference = reference or profile.reference_time()
-    weights = profile.purchase_weights([customer.pk], reference=reference).get(customer.pk, [])
-    ids = {pw.product_id for pw in weights}
-    wanted = ids | {product.pk}
-    vectors = {pid: v.astype(np.float64) for pid, v in fetch_vectors(Product._meta.db_table, wanted).items()}
-    names = {pid: (code, desc) for pid, code, desc in Product.objects.filter(pk__in=wanted).values_list(
-        "id", "stock_code", "description")}  # fmt: skip
+    loaded = loaded or customer_profile(customer.pk, {product.pk}, reference=reference)
+    weights, vectors, names = loaded.weights, loaded.vectors, loaded.names
     v_i = vectors[product.pk]
     c_vec = np.asarray(customer.embedding, dtype=np.float64)
     evidence = decompose(weights, vectors, v_i)
@@ -180,16 +198,12 @@ def latest_calibration() -> ConfidenceCalibration | None:
 # --------------------------------------------------------------------------- batch generation
 
 
+@cache
 def _catalogue_vocabulary() -> frozenset[str]:
+    """Return the catalogue's product words, built once per worker process."""
     from explanations.checks import build_vocabulary
 
-    global _VOCABULARY
-    if _VOCABULARY is None:
-        _VOCABULARY = build_vocabulary(Product.objects.exclude(description="").values_list("description", flat=True))
-    return _VOCABULARY
-
-
-_VOCABULARY: frozenset[str] | None = None
+    return build_vocabulary(Product.objects.exclude(description="").values_list("description", flat=True))
 
 
 def _source_id_flags(text: str, pseudonym: str) -> list:
@@ -220,18 +234,13 @@ def text_checks(text: str, facts: Facts, attributions: dict, *, template: str = 
         evidence_products=[r["description"] for r in facts.evidence_rows if r.get("product_id")],
         concepts=[c["concept"] for c in facts.concepts if c["shared"]],
         highlighted_words=highlighted,
-        extra=[template],  # the evidence-derived figures the template quotes (shares of the match)
+        extra=[template],  # the template is built from the evidence: its wording is supported
         vocabulary=_catalogue_vocabulary(),
     )
-    terms = _term_list()
-    flags = check_text(text, evidence=evidence, terms=terms)
+    # terms=None: the default policy terms; admin-edited term lists arrive with the review workflow (#4).
+    flags = check_text(text, evidence=evidence, terms=None)
     flags += _source_id_flags(text, facts.recommendation.customer.pseudonym)
     return [f.as_dict() for f in flags]
-
-
-def _term_list():
-    """Return the policy term list: defaults plus the terms admins maintain (when that model exists)."""
-    return None
 
 
 def explanations_generate(*, recommendation_ids: list[int], use_lm: bool = True) -> int:
@@ -254,9 +263,13 @@ def explanations_generate(*, recommendation_ids: list[int], use_lm: bool = True)
         from explanations.ml.calibration import Calibrator
 
         calibrator = Calibrator.from_dict(calibration.params)
+    by_customer: dict[int, set[int]] = {}
+    for rec in recs:
+        by_customer.setdefault(rec.customer_id, set()).add(rec.product_id)
+    loaded = {cid: customer_profile(cid, pids, reference=reference) for cid, pids in by_customer.items()}
     prepared = []
     for rec in recs:
-        facts = explanation_facts(recommendation=rec, reference=reference)
+        facts = explanation_facts(recommendation=rec, reference=reference, loaded=loaded[rec.customer_id])
         attributions = {
             "product": sig_word_attributions(rec.product.description, facts.customer_vector, steps=steps).as_dict()
         }

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -54,22 +53,12 @@ def products_embed(*, product_ids: Sequence[int]) -> int:
         return 0
     vectors = encode([product_embedding_text(d) for _, d in todo])
     now = timezone.now()
-    _bulk_set_embeddings(
+    write_vectors(
         Product._meta.db_table,
         [(pk, vec, version, product_input_hash(d, version)) for (pk, d), vec in zip(todo, vectors, strict=True)],
-        now,
+        now=now,
     )
     return len(todo)
-
-
-def vector_literal(vec) -> str:
-    """Return pgvector's text form of a vector, for a query parameter cast with ``::vector``."""
-    return "[" + ",".join(map(str, np.asarray(vec, dtype=np.float32).tolist())) + "]"
-
-
-def _bulk_set_embeddings(table: str, rows: list[tuple[int, np.ndarray, str, str]], now) -> None:
-    """Set embedding, version, input hash and time for many rows in one statement."""
-    write_vectors(table, rows, now=now)
 
 
 # --------------------------------------------------------------------------- customers
@@ -130,7 +119,7 @@ def customers_embed(*, customer_ids: Sequence[int]) -> int:
             rows.append((cid, vec, version, hashes[cid]))
     now = timezone.now()
     with transaction.atomic():
-        _bulk_set_embeddings(Customer._meta.db_table, rows, now)
+        write_vectors(Customer._meta.db_table, rows, now=now)
         for cid in empty:
             # Nothing positive left (e.g. everything returned): no vector, but remember the inputs.
             Customer.objects.filter(pk=cid).update(

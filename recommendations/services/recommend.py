@@ -14,8 +14,7 @@ from django.utils import timezone
 
 from recommendations import profile
 from recommendations.models import Customer, Purchase, Recommendation, RecommendationBatch
-from recommendations.services.embeddings import vector_literal
-from recommendations.vectors import fetch_vectors
+from recommendations.vectors import fetch_vectors, vector_literal
 
 RECOMMENDER = "embedding-cosine"
 

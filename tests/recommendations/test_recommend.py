@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from recommendations.models import Customer, Product, Purchase, Recommendation, RecommendationBatch
 from recommendations.services import recommend
-from recommendations.services.embeddings import _bulk_set_embeddings
+from recommendations.vectors import write_vectors
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +23,7 @@ def unit(v) -> np.ndarray:
 
 
 def set_vectors(model, vectors: dict[int, np.ndarray]) -> None:
-    _bulk_set_embeddings(model._meta.db_table, [(pk, v, "test", "h") for pk, v in vectors.items()], NOW)
+    write_vectors(model._meta.db_table, [(pk, v, "test", "h") for pk, v in vectors.items()], now=NOW)
 
 
 def catalogue(n: int, rng, *, merch_every: int = 0) -> list[Product]:
