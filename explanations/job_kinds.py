@@ -50,8 +50,15 @@ def _calibrate(job, payload) -> int:
 
 
 def recommendations_to_explain(*, customers: int | None = None, ranks: int | None = None) -> list[int]:
-    """Return ids of active-batch recommendations without an explanation, most active customers first."""
-    qs = Recommendation.objects.filter(batch__status=RecommendationBatch.Status.ACTIVE, explanation__isnull=True)
+    """Return ids of active-batch recommendations without an explanation (or a failed one), most active first."""
+    from django.db.models import Q
+
+    from explanations.models import Explanation
+
+    qs = Recommendation.objects.filter(
+        Q(explanation__isnull=True) | Q(explanation__status=Explanation.Status.FAILED),
+        batch__status=RecommendationBatch.Status.ACTIVE,
+    )
     if ranks:
         qs = qs.filter(rank__lte=ranks)
     qs = qs.order_by("-customer__order_count", "customer_id", "rank")
@@ -88,13 +95,65 @@ register(
         run_shard=_calibrate,
     )
 )
-register(JobKind(name="explain", label="Explain", plan=_plan_explain, run_shard=_run_explain, queue="gpu"))
+
+
+def _explain_failed(job, payload, error: str) -> None:
+    """Mark the shard's recommendations failed with the error; complete explanations are kept."""
+    from explanations.models import Explanation
+
+    ids = payload["ids"]
+    message = error[:4000]
+    Explanation.objects.filter(recommendation_id__in=ids, status=Explanation.Status.FAILED).update(error=message)
+    have = set(Explanation.objects.filter(recommendation_id__in=ids).values_list("recommendation_id", flat=True))
+    missing = [i for i in ids if i not in have]
+    Explanation.objects.bulk_create(
+        [Explanation(recommendation_id=i, status=Explanation.Status.FAILED, error=message) for i in missing],
+        ignore_conflicts=True,
+    )
+
+
+register(
+    JobKind(
+        name="explain",
+        label="Explain",
+        plan=_plan_explain,
+        run_shard=_run_explain,
+        on_shard_failed=_explain_failed,
+        queue="gpu",
+    )
+)
+
+
+def current_adapter_config() -> dict | None:
+    """Return the config of the adapter in use (read from disk, no torch), or None if there is none."""
+    import json
+
+    from explanations.ml.elm import adapter_root
+
+    root = adapter_root()
+    try:
+        version = (root / "CURRENT").read_text().strip()
+        return json.loads((root / version / "config.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def adapter_is_reusable(config: dict | None, *, preset: str) -> bool:
+    """Whether the adapter in use serves a request for ``preset``: same LM and encoder, and not a
+    "quick" adapter when a fuller preset is asked for (the demo upgrades its quick one in the background)."""
+    from explanations.ml.lm import lm_id
+    from recommendations.ml.encoder import encoder_version
+
+    if not config:
+        return False
+    if config.get("lm_id") != lm_id() or config.get("encoder_version") != encoder_version():
+        return False
+    return preset == "quick" or config.get("preset_name") != "quick"
 
 
 def _plan_train_elm(job) -> list[dict]:
-    from explanations.ml.elm import adapter_root
-
-    if not job.params.get("force") and (adapter_root() / "CURRENT").exists():
+    preset = job.params.get("preset") or settings.ELM_ADAPTER_PRESET
+    if not job.params.get("force") and adapter_is_reusable(current_adapter_config(), preset=preset):
         job.result = {**job.result, "reused": True}
         job.save(update_fields=["result"])
         return []
@@ -118,5 +177,59 @@ register(
         run_shard=_train_elm,
         queue="gpu",
         time_limit=3600,
+    )
+)
+
+
+def _plan_rescore(job) -> list[dict]:
+    from explanations.models import Explanation
+
+    ids = job.params.get("ids")
+    if ids is None:  # every edited text still waiting for its consistency
+        ids = list(
+            Explanation.objects.filter(consistency__isnull=True).exclude(reason_text="").values_list("id", flat=True)
+        )
+    return [{"ids": chunk, "size": len(chunk)} for chunk in shard(list(ids), settings.ELM_EXPLAIN_SHARD_SIZE)]
+
+
+def _run_rescore(job, payload) -> int:
+    from explanations.services.review import reasons_rescore
+
+    return reasons_rescore(explanation_ids=payload["ids"])
+
+
+# Reviewer edits: the semantic consistency of the new text needs the encoder (worker only).
+register(
+    JobKind(
+        name="rescore_reasons",
+        label="Re-score edited reasons",
+        plan=_plan_rescore,
+        run_shard=_run_rescore,
+        queue="gpu",
+    )
+)
+
+
+def _plan_describe(job) -> list[dict]:
+    from explanations.services.descriptions import customers_to_describe
+
+    ids = customers_to_describe(customers=job.params.get("customers"))
+    return [{"ids": chunk, "size": len(chunk)} for chunk in shard(ids, settings.ELM_DESCRIBE_SHARD_SIZE)]
+
+
+def _run_describe(job, payload) -> int:
+    from explanations.services.descriptions import customer_descriptions_generate
+
+    return customer_descriptions_generate(customer_ids=payload["ids"])
+
+
+# Customer descriptions: the customer's vector in words through the ELM adapter (LM work: gpu queue).
+register(
+    JobKind(
+        name="describe_customers",
+        label="Describe customers",
+        plan=_plan_describe,
+        run_shard=_run_describe,
+        queue="gpu",
     )
 )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
+from django_fsm import FSMField, transition
 from pgvector.django import VectorField
 
 from recommendations.models import EMBEDDING_DIM, Customer, Recommendation
@@ -65,14 +67,25 @@ class CustomerConcept(models.Model):
 
 
 class Explanation(models.Model):
-    """Everything that explains one recommendation; the reason text is the last layer on top."""
+    """Everything that explains one recommendation; the reason text is the last layer on top.
+
+    ``status`` is a state machine (django-fsm): a generated text goes through the automatic checks
+    to ``pending_review``; a reviewer approves, rejects or requests changes; an edit sends the text
+    back to ``pending_review``; an approved text can be withdrawn. Only the transition methods below
+    change it, and only ``explanations.services.review`` calls them (it writes the audit rows).
+    """
 
     class Status(models.TextChoices):
         GENERATED = "generated", "Generated"
+        PENDING_REVIEW = "pending_review", "Pending review"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        CHANGES_REQUESTED = "changes_requested", "Changes requested"
+        WITHDRAWN = "withdrawn", "Withdrawn"
         FAILED = "failed", "Failed"
 
     recommendation = models.OneToOneField(Recommendation, on_delete=models.CASCADE, related_name="explanation")
-    status = models.CharField(max_length=32, choices=Status.choices, default=Status.GENERATED, db_index=True)
+    status = FSMField(max_length=32, choices=Status.choices, default=Status.GENERATED, db_index=True)
     # [{product_id, stock_code, description, weight, share}], shares sum to the score
     evidence = models.JSONField(default=list)
     evidence_residual = models.FloatField(default=0.0)  # score - sum(shares); ~0 by construction
@@ -81,15 +94,200 @@ class Explanation(models.Model):
     word_attributions = models.JSONField(default=dict)  # {"product": {...}, "evidence": {...}}
     reason_text = models.TextField(blank=True)
     template_text = models.TextField(blank=True)
-    consistency = models.FloatField(null=True)  # semantic consistency of the reason
+    consistency = models.FloatField(null=True)  # semantic consistency of the reason; null while re-scored
     confidence = models.FloatField(null=True)  # calibrated P(buys within 90 days)
     flags = models.JSONField(default=list)
     versions = models.JSONField(default=dict)
     error = models.TextField(blank=True)
     generated_at = models.DateTimeField(auto_now=True)
+    # The reviewer who wrote the current reason text (null: the machine did); four-eyes reads it.
+    reason_edited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # When the current text entered the review queue: the age the SLA is measured on.
+    review_requested_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     def __str__(self) -> str:
         return f"Explanation of {self.recommendation_id}"
+
+    # Transitions: the whole table. The bodies are empty on purpose; the review service does the
+    # writes (text versions, audit events) in the same transaction as the state change.
+    @transition(field=status, source=Status.GENERATED, target=Status.PENDING_REVIEW)
+    def submit(self) -> None:
+        """Queue a checked, generated text for review."""
+
+    @transition(field=status, source=Status.GENERATED, target=Status.FAILED)
+    def fail(self) -> None:
+        """Record that no text could be generated."""
+
+    @transition(
+        field=status,
+        source=[
+            Status.PENDING_REVIEW,
+            Status.APPROVED,
+            Status.REJECTED,
+            Status.CHANGES_REQUESTED,
+            Status.WITHDRAWN,
+            Status.FAILED,
+        ],
+        target=Status.GENERATED,
+    )
+    def regenerate(self) -> None:
+        """Replace the text with a new machine-generated one (it is reviewed again)."""
+
+    @transition(field=status, source=Status.PENDING_REVIEW, target=Status.APPROVED)
+    def approve(self) -> None:
+        """Release the text to sales."""
+
+    @transition(field=status, source=[Status.PENDING_REVIEW, Status.CHANGES_REQUESTED], target=Status.REJECTED)
+    def reject(self) -> None:
+        """Refuse the text for good."""
+
+    @transition(field=status, source=Status.PENDING_REVIEW, target=Status.CHANGES_REQUESTED)
+    def request_changes(self) -> None:
+        """Ask for an edited text."""
+
+    @transition(
+        field=status,
+        source=[Status.PENDING_REVIEW, Status.CHANGES_REQUESTED, Status.WITHDRAWN],
+        target=Status.PENDING_REVIEW,
+    )
+    def edit(self) -> None:
+        """Replace the text with a reviewer's edit and queue it for review again."""
+
+    @transition(field=status, source=Status.APPROVED, target=Status.WITHDRAWN)
+    def withdraw(self) -> None:
+        """Take an approved text back from sales."""
+
+
+class AppendOnlyError(Exception):
+    """Raised on an attempt to change or delete an audit row through the ORM."""
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    """A queryset that can insert and read, never update or delete."""
+
+    def update(self, **kwargs):
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only.")
+
+    def delete(self):
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only.")
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only.")
+
+
+class AppendOnlyModel(models.Model):
+    """A model whose rows are written once; a database trigger (migration 0004) backs this up.
+
+    Deleting the parent explanation still removes them (erasure of a customer): the cascade runs
+    in SQL, not through these methods.
+    """
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError(f"{type(self).__name__} rows are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError(f"{type(self).__name__} rows are append-only.")
+
+
+class ReasonVersion(AppendOnlyModel):
+    """One version of an explanation's reason text: the generated original and every edit."""
+
+    class Source(models.TextChoices):
+        GENERATED = "generated", "Generated"
+        EDITED = "edited", "Edited by a reviewer"
+
+    explanation = models.ForeignKey(Explanation, on_delete=models.CASCADE, related_name="reason_versions")
+    number = models.PositiveIntegerField()
+    source = models.CharField(max_length=16, choices=Source.choices)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    author_name = models.CharField(max_length=150, blank=True)  # kept when the user is deleted
+    text = models.TextField(blank=True)
+    sha256 = models.CharField(max_length=64)
+    flags = models.JSONField(default=list)  # the automatic checks on this text
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["explanation", "number"]
+        constraints = [models.UniqueConstraint(fields=["explanation", "number"], name="reason_version_unique")]
+
+    def __str__(self) -> str:
+        return f"v{self.number} of {self.explanation_id}"
+
+
+class ReviewEvent(AppendOnlyModel):
+    """An audit row for every status transition of an explanation (append-only)."""
+
+    explanation = models.ForeignKey(Explanation, on_delete=models.CASCADE, related_name="review_events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150, blank=True)  # "" for the system; kept when the user is deleted
+    action = models.CharField(max_length=32)
+    from_status = models.CharField(max_length=32)
+    to_status = models.CharField(max_length=32)
+    comment = models.TextField(blank=True)
+    text_sha256 = models.CharField(max_length=64)  # the reason text after the transition
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["explanation", "created_at", "pk"]
+        indexes = [models.Index(fields=["explanation", "created_at"], name="review_event_expl_created")]
+
+    def __str__(self) -> str:
+        return f"{self.explanation_id}: {self.from_status} -> {self.to_status}"
+
+
+class PolicyTerm(models.Model):
+    """A term of the policy check (sensitive attribute or risky claim), edited in the admin."""
+
+    class Category(models.TextChoices):
+        AGE = "age", "Sensitive attribute: age"
+        GENDER = "gender", "Sensitive attribute: gender"
+        ETHNICITY = "ethnicity", "Sensitive attribute: ethnicity"
+        RELIGION = "religion", "Sensitive attribute: religion"
+        HEALTH = "health", "Sensitive attribute: health"
+        NATIONALITY = "nationality", "Sensitive attribute: nationality"
+        GUARANTEE = "guarantee", "Risky claim: guarantee"
+        CAUSAL = "causal", "Risky claim: causal claim"
+
+    term = models.CharField(
+        max_length=1000,
+        help_text="A word or phrase (spaces and hyphens match any run of them), or a regular expression.",
+    )
+    category = models.CharField(max_length=16, choices=Category.choices)
+    is_regex = models.BooleanField(default=False, help_text="Treat the term as a regular expression.")
+    is_active = models.BooleanField(default=True)
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["category", "term"]
+        constraints = [models.UniqueConstraint(fields=["category", "term"], name="policy_term_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.get_category_display()}: {self.term}"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from explanations.checks import validate_term
+
+        try:
+            validate_term(self.category, self.term, self.is_regex)
+        except ValueError as exc:
+            raise ValidationError({"term": str(exc)}) from exc
 
 
 class ConfidenceCalibration(models.Model):
@@ -115,3 +313,39 @@ class ConfidenceCalibration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.recommender} {self.method} ECE {self.ece_after:.3f}"
+
+
+class CustomerDescription(models.Model):
+    """The customer's embedding said in words: the ELM adapter's text, grounded in the purchase facts.
+
+    Like a reason, it is checked automatically and reviewed before sales see it; a new text (the
+    customer's vector changed, or a better adapter) goes back to ``pending_review``.
+    """
+
+    class Status(models.TextChoices):
+        PENDING_REVIEW = "pending_review", "Pending review"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    class Method(models.TextChoices):
+        ELM_GROUNDED = "elm_grounded", "ELM adapter with the purchase facts"
+        TEMPLATE = "template", "Template from the purchase facts (no adapter yet)"
+
+    customer = models.OneToOneField(Customer, on_delete=models.CASCADE, related_name="description")
+    text = models.TextField()
+    reference_text = models.TextField()  # the deterministic profile built from the same facts
+    method = models.CharField(max_length=32, choices=Method.choices)
+    consistency = models.FloatField(null=True)  # SC = cos(encoder(text), customer embedding)
+    reference_consistency = models.FloatField(null=True)  # SC of the reference text, for comparison
+    flags = models.JSONField(default=list)
+    # encoder, lm, adapter and the customer's embedding input hash the text was made from
+    versions = models.JSONField(default=dict)
+    status = models.CharField(max_length=32, choices=Status.choices, default=Status.PENDING_REVIEW, db_index=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    generated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"Description of customer {self.customer_id}"

@@ -1,5 +1,7 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.urls import reverse
 
+from jobs import services
 from jobs.models import Job, JobShard
 
 
@@ -17,6 +19,17 @@ class JobAdmin(admin.ModelAdmin):
     list_filter = ["kind", "status"]
     readonly_fields = [f.name for f in Job._meta.fields]
     inlines = [JobShardInline]
+    actions = ["retry_failed"]
 
     def has_add_permission(self, request):
-        return False
+        return False  # jobs are started from the jobs page, commands or the schedule
+
+    def view_on_site(self, obj):
+        return reverse("job-detail", args=[obj.pk])
+
+    @admin.action(description="Retry the unfinished shards of the selected failed jobs")
+    def retry_failed(self, request, queryset):
+        failed = list(queryset.filter(status=Job.Status.FAILED).values_list("pk", flat=True))
+        for pk in failed:
+            services.job_retry(job_id=pk)
+        self.message_user(request, f"Retrying {len(failed)} failed job(s).", messages.SUCCESS)

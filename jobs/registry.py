@@ -21,6 +21,8 @@ class JobKind:
     plan: Callable[[Any], list[Payload]]
     run_shard: Callable[[Any, Payload], int]  # returns the number of items processed
     finalize: Callable[[Any], dict] = field(default=lambda job: {})
+    # Called once when a shard has failed for good (after its retries), to mark its items failed.
+    on_shard_failed: Callable[[Any, Payload, str], None] | None = None
     queue: str = "default"  # "gpu" for model work
     time_limit: int = 1800
 

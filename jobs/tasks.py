@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from django.db import close_old_connections
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
 
 from jobs import registry, services
 from jobs.models import Job, JobShard
@@ -13,6 +14,15 @@ from jobs.models import Job, JobShard
 logger = logging.getLogger(__name__)
 
 MAX_RETRIES = 3
+# While the database itself is unreachable nothing can be recorded, so such errors are retried
+# longer (backoff capped at MAX_DB_BACKOFF seconds) before the shard gives up.
+MAX_DB_RETRIES = 20
+MAX_DB_BACKOFF = 60.0
+
+
+def retry_backoff(retries: int) -> float:
+    """Seconds before retry number ``retries + 1``: ELM_JOB_RETRY_BACKOFF x 4^n (5 s, 20 s, 80 s by default)."""
+    return float(getattr(settings, "ELM_JOB_RETRY_BACKOFF", 5.0)) * 4**retries
 
 
 @shared_task(name="jobs.plan_job", acks_late=True, time_limit=600, soft_time_limit=570)
@@ -20,23 +30,48 @@ def plan_job(job_id: int) -> None:
     services.job_plan(job_id=job_id)
 
 
-@shared_task(bind=True, name="jobs.run_shard", acks_late=True, max_retries=MAX_RETRIES)
+@shared_task(bind=True, name="jobs.run_shard", acks_late=True, max_retries=MAX_DB_RETRIES)
 def run_shard(self, job_id: int, index: int) -> int:
     """Run one shard of a job. Safe to redeliver: a finished shard is skipped, work is upserted."""
     close_old_connections()
-    shard = JobShard.objects.select_related("job").filter(job_id=job_id, index=index).first()
-    if shard is None or shard.status == JobShard.Status.DONE or shard.job.status != Job.Status.RUNNING:
-        return 0
-    kind = registry.get(shard.job.kind)
     try:
-        items = kind.run_shard(shard.job, shard.payload)
-    except Exception as exc:
-        final = self.request.retries >= MAX_RETRIES
-        services.shard_fail(job_id=job_id, index=index, error=services._describe(exc), final=final)
-        if final:
-            logger.exception("shard %s/%s failed for good", job_id, index)
+        shard = JobShard.objects.select_related("job").filter(job_id=job_id, index=index).first()
+        if shard is None or shard.status != JobShard.Status.PENDING or shard.job.status != Job.Status.RUNNING:
             return 0
-        # Back off 5 s, 20 s, 80 s: model load or database hiccups usually pass.
-        raise self.retry(exc=exc, countdown=5 * 4**self.request.retries) from exc
-    services.shard_complete(job_id=job_id, index=index, items=int(items or 0))
-    return int(items or 0)
+        kind = registry.get(shard.job.kind)
+        items = int(kind.run_shard(shard.job, shard.payload) or 0)
+        services.shard_complete(job_id=job_id, index=index, items=items)
+        return items
+    except Exception as exc:
+        _retry_or_fail(self, job_id=job_id, index=index, exc=exc)
+        return 0
+
+
+def _retry_or_fail(task, *, job_id: int, index: int, exc: Exception) -> None:
+    retries = task.request.retries
+    database_down = isinstance(exc, OperationalError | InterfaceError)
+    final = retries >= (MAX_DB_RETRIES if database_down else MAX_RETRIES)
+    error = services._describe(exc)
+    try:
+        services.shard_fail(job_id=job_id, index=index, error=error, final=final)
+    except DatabaseError:
+        # Nothing can be recorded now; the retry (or, at the end, the job's retry) picks the shard up again.
+        logger.exception("job %s shard %s: could not record the failure", job_id, index)
+        if final:
+            raise
+        database_down = True
+    if final:
+        logger.error("job %s shard %s failed for good", job_id, index)
+        return
+    countdown = retry_backoff(retries)
+    if database_down:
+        countdown = min(countdown, MAX_DB_BACKOFF)
+    logger.warning("job %s shard %s: attempt %s failed, retrying in %.1f s", job_id, index, retries + 1, countdown)
+    raise task.retry(exc=exc, countdown=countdown)
+
+
+@shared_task(name="jobs.nightly_refresh", acks_late=True, time_limit=120, soft_time_limit=110)
+def nightly_refresh(chain: list[str] | None = None, params: dict | None = None) -> int | None:
+    """Start the nightly refresh chain (beat calls this; the schedule's kwargs may change the chain)."""
+    job = services.nightly_refresh_start(chain=chain or services.NIGHTLY_CHAIN, params=params)
+    return job.pk if job else None

@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from accounts.admin import CUSTOMER_ACTIONS
+from accounts.services import customer_erase, customers_erase
 from recommendations.models import Customer, ImportRun, Product, RecommendationBatch
 
 
@@ -10,6 +12,14 @@ class CustomerAdmin(admin.ModelAdmin):
     search_fields = ["pseudonym"]
     exclude = ["embedding"]
     readonly_fields = ["pseudonym", "embedding_version", "embedding_input_hash", "embedded_at"]
+    actions = CUSTOMER_ACTIONS  # assign to a sales user; erase (right to erasure)
+
+    def delete_model(self, request, obj):
+        # Deleting a customer is an erasure: purchases detached, audited (accounts.services).
+        customer_erase(customer=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        customers_erase(customers=queryset, actor=request.user)
 
 
 @admin.register(Product)

@@ -1,4 +1,5 @@
-"""Job kinds of this app: embed products (gpu queue), embed customers, recommend."""
+"""Job kinds of this app: embed products (gpu queue), embed customers, recommend (the production recommender),
+evaluate (offline evaluation; chooses the production recommender), tune_encoder (gpu) and segments (gpu)."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def _reusable_batch() -> RecommendationBatch | None:
     changed = latest_embedding_change()
     if active is None or changed is None or active.created_at < changed:
         return None
-    expected = recommend.recommendation_batch_version(model_version=_encoder_version())
+    expected = recommend.production_batch_version(encoder_version=_encoder_version())
     return active if active.model_version == expected else None
 
 
@@ -69,11 +70,14 @@ def _plan_recommend(job) -> list[dict]:
     # A redelivered planning message reuses the batch it already started.
     batch_id = job.result.get("batch_id")
     if batch_id is None:
-        batch_id = recommend.recommendation_batch_start(model_version=_encoder_version()).pk
+        # The production recommender (the validation winner); the hybrid is fitted here, once per data version.
+        batch_id = recommend.production_batch_start(encoder_version=_encoder_version()).pk
         job.result = {**job.result, "batch_id": batch_id}
         job.save(update_fields=["result"])
-    ids = list(Customer.objects.filter(embedding__isnull=False).order_by("id").values_list("id", flat=True))
-    return _payloads(ids, batch_id=batch_id)
+    batch = RecommendationBatch.objects.get(pk=batch_id)
+    job.result = {**job.result, "recommender": batch.recommender, "model_version": batch.model_version}
+    job.save(update_fields=["result"])
+    return _payloads(recommend.production_customer_ids(batch), batch_id=batch_id)
 
 
 def _finalize_recommend(job) -> dict:
@@ -91,5 +95,110 @@ register(
             batch_id=payload["batch_id"], customer_ids=payload["ids"]
         ),
         finalize=_finalize_recommend,
+    )
+)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _plan_evaluate(job) -> list[dict]:
+    from recommendations.services.evaluation import evaluation_run_start
+
+    # A redelivered planning message reuses the run it already recorded.
+    if "evaluation_run_id" not in job.result:
+        run = evaluation_run_start(
+            source=job.params.get("source", "db"),
+            reduced=bool(job.params.get("reduced", False)),
+            config=dict(job.params.get("config") or {}),
+            job=job,
+        )
+        job.result = {**job.result, "evaluation_run_id": run.pk}
+        job.save(update_fields=["result"])
+    return [{"size": 1, "evaluation_run_id": job.result["evaluation_run_id"]}]
+
+
+def _run_evaluate(job, payload) -> int:
+    from recommendations.models import EvaluationRun
+    from recommendations.services.evaluation import evaluation_run_execute
+
+    run_id = payload["evaluation_run_id"]
+    if EvaluationRun.objects.filter(pk=run_id, status=EvaluationRun.Status.SUCCEEDED).exists():
+        return 1  # a redelivered shard: the run is already stored
+    EvaluationRun.objects.filter(pk=run_id).update(status=EvaluationRun.Status.RUNNING, error="")
+    run = evaluation_run_execute(run_id=run_id)
+    job.result = {
+        **job.result,
+        "chosen_model": run.chosen_model,
+        "chosen_version": run.chosen_version,
+        "customers_evaluated": run.customers_evaluated,
+        "goal_met": bool(run.goal.get("met")),
+    }
+    job.save(update_fields=["result"])
+    return 1
+
+
+register(
+    JobKind(
+        name="evaluate",
+        label="Evaluate recommenders",
+        plan=_plan_evaluate,
+        run_shard=_run_evaluate,
+        time_limit=3 * 3600,  # the full run takes ~15-40 min on 2 shared cores
+    )
+)
+
+
+# --------------------------------------------------------------------------- encoder tuning and segments
+
+
+def _one_shard(job) -> list[dict]:
+    return [{"size": 1}]
+
+
+def _run_tune_encoder(job, payload) -> int:
+    from recommendations.services.encoder_tuning import encoder_tune
+
+    preset = job.params.get("preset") or ("gpu" if settings.ELM_DEVICE == "cuda" else "cpu")
+    report = encoder_tune(
+        preset=preset,
+        cutoff=job.params.get("cutoff", "2011-09-01"),
+        overrides=job.params.get("overrides") or {},
+    )
+    job.result = {**job.result, "version": report["version"], "search": {
+        k: report.get("search", {}).get(k) for k in ("before", "after", "queries")}}  # fmt: skip
+    job.save(update_fields=["result"])
+    return 1
+
+
+register(
+    JobKind(
+        name="tune_encoder",
+        label="Tune encoder",
+        plan=_one_shard,
+        run_shard=_run_tune_encoder,
+        queue="gpu",
+        time_limit=2 * 3600,
+    )
+)
+
+
+def _run_segments(job, payload) -> int:
+    from recommendations.services.segments import segments_compute
+
+    run = segments_compute(job=job, k_max=int(job.params.get("k_max", 12)))
+    job.result = {**job.result, "segment_run_id": run.pk, "k": run.k, "silhouette": run.silhouette}
+    job.save(update_fields=["result"])
+    return 1
+
+
+register(
+    JobKind(
+        name="segments",
+        label="Segment customers",
+        plan=_one_shard,
+        run_shard=_run_segments,
+        queue="gpu",  # the ELM adapter describes the centroids
+        time_limit=3600,
     )
 )

@@ -139,6 +139,10 @@ class RecommendationBatch(models.Model):
     recommender = models.CharField(max_length=64)
     model_version = models.CharField(max_length=128)
     params = models.JSONField(default=dict)
+    # The evaluation that chose this recommender (None: the built-in default, or no evaluation yet).
+    evaluation_run = models.ForeignKey(
+        "EvaluationRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="batches"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     activated_at = models.DateTimeField(null=True)
 
@@ -171,3 +175,97 @@ class Recommendation(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.rank} {self.product_id} for {self.customer_id} ({self.score:.3f})"
+
+
+class EvaluationRun(models.Model):
+    """One offline evaluation: configuration, metrics of every model with intervals, and the model it chose.
+
+    ``metrics`` maps each model to ``{params, version, baseline, validation_ndcg@10, test: {metric: {mean,
+    ci95}}}``; ``by_region`` maps each model to its per-region test metrics (small regions pooled).
+    Reduced runs (a slice of the data, e.g. CI or a smoke test) never choose the production recommender.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING, db_index=True)
+    source = models.CharField(max_length=16)  # "db" or "csv"
+    reduced = models.BooleanField(default=False)
+    config = models.JSONField(default=dict)
+    split = models.JSONField(default=dict)
+    customers_active_both = models.PositiveIntegerField(null=True)
+    customers_evaluated = models.PositiveIntegerField(null=True)
+    metrics = models.JSONField(default=dict)
+    by_region = models.JSONField(default=dict)
+    goal = models.JSONField(default=dict)
+    chosen_model = models.CharField(max_length=64, blank=True)
+    chosen_version = models.CharField(max_length=128, blank=True)
+    chosen_params = models.JSONField(default=dict)
+    calibration = models.JSONField(default=dict)  # ECE before/after and reliability tables of the chosen model
+    wall_seconds = models.FloatField(null=True)
+    error = models.TextField(blank=True)
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Evaluation #{self.pk} ({self.status}, chose {self.chosen_model or '-'})"
+
+
+class SegmentRun(models.Model):
+    """One k-means segmentation of the customer vectors, k chosen by silhouette."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING, db_index=True)
+    k = models.PositiveSmallIntegerField(null=True)
+    silhouette = models.FloatField(null=True)  # mean silhouette (cosine) at the chosen k
+    silhouette_by_k = models.JSONField(default=dict)  # {k: mean silhouette} of every k tried
+    customers = models.PositiveIntegerField(default=0)
+    embedding_version = models.CharField(max_length=128, blank=True)
+    description_source = models.CharField(max_length=16, blank=True)  # "elm" or "grounded"
+    adapter_version = models.CharField(max_length=128, blank=True)
+    interpolation = models.JSONField(default=dict)  # {"from": i, "to": j, "points": [{"t", "text", ...}]}
+    wall_seconds = models.FloatField(null=True)
+    error = models.TextField(blank=True)
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Segmentation #{self.pk} (k={self.k}, {self.status})"
+
+
+class Segment(models.Model):
+    """A customer segment: a k-means cluster, its centroid described in words, size and top concepts."""
+
+    run = models.ForeignKey(SegmentRun, on_delete=models.CASCADE, related_name="segments")
+    index = models.PositiveSmallIntegerField()
+    size = models.PositiveIntegerField()
+    share = models.FloatField()  # of the segmented customers
+    silhouette = models.FloatField(null=True)  # mean silhouette of the members
+    centroid = VectorField(dimensions=EMBEDDING_DIM)
+    description = models.TextField(blank=True)
+    description_source = models.CharField(max_length=16, blank=True)  # "elm" or "grounded"
+    facts = models.TextField(blank=True)  # the grounded description from top products and concepts (always)
+    consistency = models.FloatField(null=True)  # cosine(encoder(description), centroid): the ELM paper's SC
+    top_concepts = models.JSONField(default=list)  # [{concept, mean_score, lift}]
+    top_products = models.JSONField(default=list)  # [{stock_code, description, buyers_share, lift}]
+
+    class Meta:
+        ordering = ["run_id", "-size", "index"]
+        constraints = [models.UniqueConstraint(fields=["run", "index"], name="segment_index_unique")]
+
+    def __str__(self) -> str:
+        return f"Segment {self.index} of run {self.run_id} ({self.size} customers)"

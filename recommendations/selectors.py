@@ -9,18 +9,23 @@ it is not used yet, so call sites already pass it.
 from __future__ import annotations
 
 import re
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.postgres.expressions import ArraySubquery
-from django.db.models import Count, F, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, JSONObject
+from django.utils import timezone
 from django.utils.translation import gettext
 
+from accounts.selectors import assigned_customer_ids, privileged_membership
+from core.permissions import ADMIN, MANAGER, REVIEWER, user_has_role
 from explanations.models import CustomerConcept, Explanation
 from jobs.models import Job
+from outcomes.models import Outcome
 from recommendations.models import Customer, ImportRun, Purchase, Recommendation, RecommendationBatch
 
 UserLike = AbstractBaseUser | AnonymousUser
@@ -36,6 +41,7 @@ CUSTOMER_ORDERING_FIELDS = {
     "last_purchase_at": "last_purchase_at",
     "revenue": "revenue",
     "order_count": "order_count",
+    "open_count": "open_count",
 }
 CUSTOMER_ORDERINGS = tuple(f"{sign}{key}" for key in CUSTOMER_ORDERING_FIELDS for sign in ("", "-"))
 DEFAULT_CUSTOMER_ORDERING = "-last_purchase_at"
@@ -60,14 +66,22 @@ class InvalidCustomerQuery(ValueError):
 def customer_queryset_for(user: UserLike) -> QuerySet[Customer]:
     """Return the customers ``user`` may see: the scoping hook for every customer read.
 
-    Today every authenticated user sees every (pseudonymized) customer. When sales users are
-    restricted to their assigned accounts, filter here; all selectors below start from this
-    queryset, so the API and the web pages pick the restriction up without further changes.
-    Anonymous users see nothing.
+    Reviewers, managers and admins see every (pseudonymized) customer; everyone else (sales users,
+    and signed-in users without a role) sees only the customers assigned to them in
+    ``accounts.AccountAssignment``. Anonymous users see nothing. All selectors below start from
+    this queryset, so the API, the pages, exports and search share one rule.
     """
     if not getattr(user, "is_authenticated", False):
         return Customer.objects.none()
-    return Customer.objects.all()
+    if user.is_superuser:
+        return Customer.objects.all()
+    assigned = Q(pk__in=assigned_customer_ids(user=user))
+    roles = getattr(user, "_elm_roles", None)  # set by core.permissions.user_roles earlier in the request
+    if roles is not None:
+        privileged = user_has_role(user, REVIEWER, MANAGER, ADMIN)
+        return Customer.objects.all() if privileged else Customer.objects.filter(assigned)
+    # Decided inside the same SQL query (an uncorrelated EXISTS runs once): no extra round trip per request.
+    return Customer.objects.filter(Q(Exists(privileged_membership(user=user))) | assigned)
 
 
 def normalize_pseudonym_search(raw: str | None) -> str | None:
@@ -108,9 +122,25 @@ def _active_recommendation_count(*, explained: bool = False) -> Coalesce:
     # over every customer's recommendations.
     active = Recommendation.objects.filter(customer=OuterRef("pk"), batch__status=RecommendationBatch.Status.ACTIVE)
     if explained:
-        active = active.filter(explanation__status=Explanation.Status.GENERATED)
+        # Explained: an explanation exists and did not fail (whatever its review state).
+        active = active.filter(explanation__isnull=False).exclude(explanation__status=Explanation.Status.FAILED)
     per_customer = active.order_by().values("customer").annotate(n=Count("pk")).values("n")
     return Coalesce(Subquery(per_customer, output_field=IntegerField()), Value(0))
+
+
+def _open_recommendations() -> QuerySet[Recommendation]:
+    """Return the outer customer's open recommendations: active, and no closing outcome for the pair yet.
+
+    Closing outcomes are won, lost and not relevant (pitched stays open). They are matched on the
+    customer-product pair, so a product closed yesterday stays closed when tonight's batch
+    recommends it again.
+    """
+    closed = Outcome.objects.filter(
+        customer_id=OuterRef("customer_id"), product_id=OuterRef("product_id"), kind__in=Outcome.CLOSING_KINDS
+    )
+    return Recommendation.objects.filter(
+        customer=OuterRef("pk"), batch__status=RecommendationBatch.Status.ACTIVE
+    ).exclude(Exists(closed))
 
 
 def customer_list(
@@ -119,12 +149,17 @@ def customer_list(
     region: str | None = None,
     search: str | None = None,
     ordering: str | None = None,
+    last_purchase_from: date | None = None,
+    last_purchase_to: date | None = None,
+    has_open: bool | None = None,
 ) -> QuerySet[Customer]:
     """Return the customers ``user`` may see, filtered, searched by pseudonym prefix and ordered.
 
-    Each customer carries ``recommendation_count`` (recommendations in the active batch) and
-    ``explained_count`` (those of them with a generated explanation). Raises InvalidCustomerQuery
-    for a search or ordering that is not allowed.
+    Each customer carries ``recommendation_count`` (recommendations in the active batch),
+    ``explained_count`` (those of them with a generated explanation) and ``open_count`` (those
+    without a closing outcome). ``last_purchase_from``/``_to`` are inclusive local dates;
+    ``has_open`` keeps customers with (True) or without (False) open recommendations. Raises
+    InvalidCustomerQuery for a search or ordering that is not allowed.
     """
     search = normalize_pseudonym_search(search)
     ordering = validate_customer_ordering(ordering)
@@ -133,13 +168,27 @@ def customer_list(
         qs = qs.filter(region=region)
     if search:
         qs = qs.filter(pseudonym__startswith=search)
+    if last_purchase_from:
+        qs = qs.filter(last_purchase_at__gte=_local_midnight(last_purchase_from))
+    if last_purchase_to:
+        qs = qs.filter(last_purchase_at__lt=_local_midnight(last_purchase_to + timedelta(days=1)))
+    if has_open is not None:
+        open_exists = Exists(_open_recommendations())
+        qs = qs.filter(open_exists if has_open else ~open_exists)
     field = CUSTOMER_ORDERING_FIELDS[ordering.lstrip("-")]
     # Customers without purchases sort last either way; pseudonym makes pages stable.
     order = F(field).desc(nulls_last=True) if ordering.startswith("-") else F(field).asc(nulls_last=True)
+    open_per_customer = _open_recommendations().order_by().values("customer").annotate(n=Count("pk")).values("n")
     return qs.annotate(
         recommendation_count=_active_recommendation_count(),
         explained_count=_active_recommendation_count(explained=True),
+        open_count=Coalesce(Subquery(open_per_customer, output_field=IntegerField()), Value(0)),
     ).order_by(order, "pseudonym")
+
+
+def _local_midnight(day: date) -> datetime:
+    """Return the start of ``day`` in the site's time zone (the dates users pick are local)."""
+    return timezone.make_aware(datetime.combine(day, time.min))
 
 
 def customer_region_choices(*, user: UserLike) -> list[str]:
@@ -209,14 +258,14 @@ def customer_recent_purchases(
 def recommendations_for_customer(*, user: UserLike, customer: Customer) -> list[Recommendation]:
     """Return the customer's recommendations from the active batch, best rank first (one query).
 
-    Each comes with its product, batch and explanation loaded: ``explanation_or_none(rec)`` reads
-    the explanation without another query. ``customer`` must come from ``customer_get`` (which
+    Each comes with its product, batch, explanation and A/B exposure loaded: ``explanation_or_none(rec)``
+    reads the explanation without another query. ``customer`` must come from ``customer_get`` (which
     applied the user's scope). Recommendations of running, superseded or failed batches are never
     returned.
     """
     return list(
         Recommendation.objects.filter(customer=customer, batch__status=RecommendationBatch.Status.ACTIVE)
-        .select_related("product", "batch", "explanation")
+        .select_related("product", "batch", "explanation", "exposure")
         .defer("product__embedding", "explanation__error")
         .order_by("rank")
     )
@@ -282,27 +331,62 @@ def user_is_staff_or_manager(*, user: UserLike) -> bool:
         return False
     if user.is_staff or user.is_superuser:
         return True
-    return MANAGER_GROUP in _role_groups(user)
+    # The roles cache is shared with the reason checks: one query per request for both.
+    return user_has_role(user, MANAGER)
 
 
 def user_is_reviewer(*, user: UserLike) -> bool:
-    """Return whether ``user`` reviews explanations: staff, superusers, reviewers and managers.
+    """Return whether ``user`` reads every reason and the checks' flags: reviewers, managers and admins.
 
-    Reviewers see every reason whatever its review state, and the automatic checks' flags.
+    They see every reason whatever its review state, and the automatic checks' flags.
     """
-    if not getattr(user, "is_authenticated", False):
-        return False
-    if user.is_staff or user.is_superuser:
-        return True
-    return bool(_role_groups(user) & REVIEW_GROUPS)
+    return user_has_role(user, REVIEWER, MANAGER, ADMIN)
 
 
 def reason_visible_to(user: UserLike, explanation: Explanation) -> bool:
     """Return whether ``user`` may read the reason text of ``explanation``: the one place that decides.
 
-    Today only reviewers (staff, superusers, groups "reviewer" and "manager") read reasons; everyone
-    else, sales people included, sees "under review". When the legal review workflow exists, return
-    True here for everyone once the explanation's reason is approved; the API and the pages follow.
-    Evidence, concepts, word attributions and confidence are never hidden by this.
+    Reviewers, managers and admins always may; everyone else (sales, users without a role) only
+    once a reviewer approved the text, and sees "reason under review" until then. Evidence,
+    concepts, word attributions and confidence are never hidden by this.
     """
-    return user_is_reviewer(user=user)
+    if user_is_reviewer(user=user):
+        return True
+    return getattr(user, "is_authenticated", False) and explanation.status == Explanation.Status.APPROVED
+
+
+# --------------------------------------------------------------------------- quality (offline evaluation, segments)
+
+
+def evaluation_run_latest(*, include_reduced: bool = False):
+    """Return the newest succeeded evaluation run (full runs only unless ``include_reduced``), or None."""
+    from recommendations.models import EvaluationRun
+
+    qs = EvaluationRun.objects.filter(status=EvaluationRun.Status.SUCCEEDED)
+    if not include_reduced:
+        qs = qs.filter(reduced=False)
+    return qs.order_by("-created_at").first()
+
+
+def segment_run_latest():
+    """Return the newest succeeded segmentation with its segments prefetched, or None."""
+    from recommendations.models import SegmentRun
+
+    return (
+        SegmentRun.objects.filter(status=SegmentRun.Status.SUCCEEDED)
+        .prefetch_related("segments")
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def calibration_latest(*, recommender: str | None):
+    """Return the newest confidence calibration of ``recommender``'s scores (any when None), or None."""
+    from explanations.models import ConfidenceCalibration
+
+    qs = ConfidenceCalibration.objects.order_by("-created_at")
+    return (qs.filter(recommender=recommender) if recommender else qs).first()
+
+
+def active_recommendation_batch() -> RecommendationBatch | None:
+    return RecommendationBatch.objects.filter(status=RecommendationBatch.Status.ACTIVE).first()

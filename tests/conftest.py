@@ -96,3 +96,39 @@ def wait_for_job(job, *, timeout: float = 120):
     from jobs.progress import wait_for_pipeline
 
     return wait_for_pipeline(job, poll=0.2, timeout=timeout, stream=open(os.devnull, "w"))
+
+
+@pytest.fixture
+def every_user_holds_every_customer(db):
+    """Put every customer into every user's book (for tests of other concerns than account scoping).
+
+    Sales users see only their assigned customers (tests/accounts, tests/security test that); tests
+    written about lists, filters or reasons use this so a plain user still sees the customers they create.
+    """
+    from django.contrib.auth import get_user_model
+    from django.db.models.signals import post_save
+
+    from accounts.models import AccountAssignment
+    from recommendations.models import Customer
+
+    User = get_user_model()
+
+    def customer_created(sender, instance, created, **kwargs):
+        if created:
+            users = User.objects.values_list("pk", flat=True)
+            AccountAssignment.objects.bulk_create(
+                [AccountAssignment(customer=instance, user_id=pk) for pk in users], ignore_conflicts=True
+            )
+
+    def user_created(sender, instance, created, **kwargs):
+        if created:
+            customers = Customer.objects.values_list("pk", flat=True)
+            AccountAssignment.objects.bulk_create(
+                [AccountAssignment(customer_id=pk, user=instance) for pk in customers], ignore_conflicts=True
+            )
+
+    post_save.connect(customer_created, sender=Customer, weak=False, dispatch_uid="test-books-customer")
+    post_save.connect(user_created, sender=User, weak=False, dispatch_uid="test-books-user")
+    yield
+    post_save.disconnect(sender=Customer, dispatch_uid="test-books-customer")
+    post_save.disconnect(sender=User, dispatch_uid="test-books-user")

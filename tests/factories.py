@@ -235,3 +235,52 @@ class ExplanationFactory(factory.django.DjangoModelFactory):
     confidence = 0.12
     flags = factory.LazyFunction(list)
     versions = factory.LazyFunction(lambda: {"encoder": "test-encoder", "sig": "sig-20-gausslegendre", "lm": "test-lm"})
+
+
+# --------------------------------------------------------------------------- outcomes (sales)
+
+
+class ExposureFactory(factory.django.DjangoModelFactory):
+    """The A/B exposure of a recommendation; ``arm="control"`` for one shown without a reason."""
+
+    class Meta:
+        model = "outcomes.Exposure"
+        django_get_or_create = ("recommendation",)
+
+    recommendation = factory.SubFactory(RecommendationFactory)
+    arm = "explained"
+
+
+class OutcomeFactory(factory.django.DjangoModelFactory):
+    """An outcome recorded by a sales person on a recommendation (customer and product copied from it)."""
+
+    class Meta:
+        model = "outcomes.Outcome"
+
+    recommendation = factory.SubFactory(RecommendationFactory)
+    customer = factory.LazyAttribute(lambda o: o.recommendation.customer)
+    product = factory.LazyAttribute(lambda o: o.recommendation.product)
+    user = factory.SubFactory(UserFactory, groups=["sales"])
+    kind = "pitched"
+    comment = ""
+    explained = True
+
+
+# --------------------------------------------------------------------------- accounts (access)
+
+
+class AccountAssignmentFactory(factory.django.DjangoModelFactory):
+    """A customer in a sales user's book."""
+
+    class Meta:
+        model = "accounts.AccountAssignment"
+        django_get_or_create = ("customer", "user")
+
+    customer = factory.SubFactory(CustomerFactory)
+    user = factory.SubFactory(UserFactory, groups=["sales"])
+
+
+def assign(user, *customers) -> None:
+    """Put ``customers`` into ``user``'s book (tests of sales users seeing their own accounts)."""
+    for customer in customers:
+        AccountAssignmentFactory(customer=customer, user=user)

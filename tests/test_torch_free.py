@@ -34,7 +34,8 @@ client = Client()
 statuses = {}
 user = get_user_model().objects.create_superuser("torchfree", "t@example.invalid", "x-long-password-1")
 client.force_login(user)
-for url in ["/", "/customers/", "/api/customers/", "/api/schema/", "/api/import-runs/", "/admin/", "/healthz"]:
+for url in ["/", "/customers/", "/api/customers/", "/api/schema/", "/api/import-runs/", "/admin/", "/healthz",
+            "/quality/"]:
     statuses[url] = client.get(url).status_code
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in {"torch", "transformers", "sentence_transformers"})
 print(json.dumps({"heavy": heavy, "statuses": statuses}))

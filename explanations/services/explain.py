@@ -19,9 +19,18 @@ from django.conf import settings
 from django.db import transaction
 
 from explanations.models import Concept, ConfidenceCalibration, CustomerConcept, Explanation
-from explanations.services.evidence import NECESSITY_REMOVE, TOP_EVIDENCE, Evidence, counterfactual_vector, decompose
+from explanations.services.evidence import (
+    NECESSITY_REMOVE,
+    TOP_EVIDENCE,
+    Evidence,
+    counterfactual_vector,
+    decompose,
+    hybrid_evidence,
+)
+from explanations.services.review import explanation_record_generated
 from recommendations import profile
 from recommendations.models import Product, Recommendation
+from recommendations.services.production import HYBRID
 from recommendations.services.recommend import configure_search, product_search, recently_bought
 from recommendations.vectors import fetch_vectors
 
@@ -86,7 +95,15 @@ def explanation_facts(
     weights, vectors, names = loaded.weights, loaded.vectors, loaded.names
     v_i = vectors[product.pk]
     c_vec = np.asarray(customer.embedding, dtype=np.float64)
-    evidence = decompose(weights, vectors, v_i)
+    necessity = None
+    if recommendation.batch.recommender == HYBRID:
+        # The hybrid's own exact decomposition (+ a popularity base term) and its own counterfactual re-rank.
+        evidence, necessity = hybrid_evidence(recommendation, reference=reference)
+        missing = {e.product_id for e in evidence.items} - set(names)
+        names = {**names, **{pid: (code, desc) for pid, code, desc in Product.objects.filter(pk__in=missing)
+                             .values_list("id", "stock_code", "description")}}  # fmt: skip
+    else:
+        evidence = decompose(weights, vectors, v_i)
     evidence_rows = [
         {
             "product_id": e.product_id,
@@ -101,6 +118,9 @@ def explanation_facts(
     if len(evidence.items) > TOP_EVIDENCE:
         evidence_rows.append({"product_id": None, "description": "other purchases", "share": rest,
                               "count": len(evidence.items) - TOP_EVIDENCE})  # fmt: skip
+    if evidence.base:
+        evidence_rows.append({"product_id": None, "kind": "popularity", "share": evidence.base,
+                              "description": "popular with all customers (not personal)"})  # fmt: skip
     return Facts(
         recommendation=recommendation,
         customer_vector=c_vec,
@@ -108,7 +128,7 @@ def explanation_facts(
         evidence=evidence,
         evidence_rows=evidence_rows,
         residual=float(recommendation.score - evidence.score),
-        necessity=_necessity(recommendation, weights, vectors, evidence, reference),
+        necessity=necessity or _necessity(recommendation, weights, vectors, evidence, reference),
         concepts=_shared_concepts(customer.pk, v_i),
     )
 
@@ -170,8 +190,15 @@ def template_reason(facts: Facts) -> str:
     return text
 
 
-def reason_prompt(facts: Facts) -> list[dict]:
-    """Return the chat prompt with the evidence facts the language model may use."""
+def reason_prompt(facts: Facts, *, with_vectors: bool = False) -> list[dict]:
+    """Return the chat prompt with the evidence facts the language model may use.
+
+    ``with_vectors``: also splice in the ELM adapter's soft tokens for the customer's and the product's
+    vectors (two :data:`~explanations.ml.lm.SOFT_PLACEHOLDER`, customer first), after the facts, as in
+    the adapter's grounded training prompts.
+    """
+    from explanations.ml.lm import SOFT_PLACEHOLDER
+
     product = _title(facts.recommendation.product.description)
     named = [r for r in facts.evidence_rows if r.get("product_id")][:3]
     lines = [f"Recommended product: {product}."]
@@ -180,8 +207,56 @@ def reason_prompt(facts: Facts) -> list[dict]:
     shared = [c["concept"] for c in facts.concepts if c["shared"]][:2]
     if shared:
         lines.append("Customer profile: " + ", ".join(shared).lower() + ".")
+    if with_vectors:
+        lines.append(f"Customer profile vector: {SOFT_PLACEHOLDER}. Product vector: {SOFT_PLACEHOLDER}.")
     lines.append("In one or two sentences, say why this product suits this customer. Mention only the products above.")
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}]
+
+
+def adapter_reads_vectors(metrics: dict) -> bool:
+    """Whether an adapter's pure decoding beat the shuffled-pairs baseline on held-out customers.
+
+    Below it, the soft tokens carry no customer content the LM can use; measured on the real data,
+    such an adapter's tokens made reasons no more consistent and doubled the flagged share (docs/elm.md).
+    """
+    sc = metrics.get("semantic_consistency") or {}
+    generated, shuffled = sc.get("generated"), sc.get("shuffled")
+    return generated is not None and shuffled is not None and generated > shuffled
+
+
+def _reason_adapter():
+    """Return the ELM adapter whose soft tokens go into reason prompts, or None (facts only)."""
+    mode = settings.ELM_REASON_SOFT_TOKENS
+    if mode == "off":
+        return None
+    from explanations.ml.elm import get_adapter
+
+    try:
+        adapter = get_adapter()
+    except FileNotFoundError:
+        return None
+    if mode == "auto" and not adapter_reads_vectors(adapter.metrics):
+        return None
+    return adapter
+
+
+def generate_reasons(facts_list: list[Facts]) -> tuple[list[str], dict]:
+    """Write one reason per recommendation with the LM; return the texts and the versions used.
+
+    With a trained adapter the LM also gets the customer's and the product's soft tokens: the
+    embedding itself, not only the facts drawn from it (the ELM idea).
+    """
+    from explanations.ml.lm import generate_batch, lm_id
+
+    adapter = _reason_adapter()
+    soft = None
+    if adapter is not None:
+        customers = adapter.soft_tokens(np.stack([f.customer_vector for f in facts_list]).astype(np.float32))
+        products = adapter.soft_tokens(np.stack([f.product_vector for f in facts_list]).astype(np.float32))
+        soft = [[c, p] for c, p in zip(customers, products, strict=True)]
+    prompts = [reason_prompt(f, with_vectors=adapter is not None) for f in facts_list]
+    raw = generate_batch(prompts, soft_tokens=soft, max_new_tokens=settings.ELM_REASON_MAX_TOKENS)
+    return [clean_generated(t) for t in raw], {"lm": lm_id(), "adapter": adapter.version if adapter else ""}
 
 
 def clean_generated(text: str) -> str:
@@ -191,8 +266,10 @@ def clean_generated(text: str) -> str:
     return " ".join(s.strip() for s in sentences[:3]) if sentences else text
 
 
-def latest_calibration() -> ConfidenceCalibration | None:
-    return ConfidenceCalibration.objects.order_by("-created_at").first()
+def latest_calibration(recommender: str | None = None) -> ConfidenceCalibration | None:
+    """Return the newest calibration (of ``recommender``'s scores when given: scales differ by model)."""
+    qs = ConfidenceCalibration.objects.order_by("-created_at")
+    return (qs.filter(recommender=recommender) if recommender else qs).first()
 
 
 # --------------------------------------------------------------------------- batch generation
@@ -223,6 +300,7 @@ def text_checks(text: str, facts: Facts, attributions: dict, *, template: str = 
     """Run the automatic checks (PII, policy terms, hallucinated entities, length) on a reason."""
     from explanations.checks import Evidence as CheckEvidence
     from explanations.checks import check_text
+    from explanations.selectors import policy_term_list
 
     highlighted = [
         w
@@ -237,8 +315,8 @@ def text_checks(text: str, facts: Facts, attributions: dict, *, template: str = 
         extra=[template],  # the template is built from the evidence: its wording is supported
         vocabulary=_catalogue_vocabulary(),
     )
-    # terms=None: the default policy terms; admin-edited term lists arrive with the review workflow (#4).
-    flags = check_text(text, evidence=evidence, terms=None)
+    # The admin-edited term list (seeded with the defaults), cached until it changes.
+    flags = check_text(text, evidence=evidence, terms=policy_term_list())
     flags += _source_id_flags(text, facts.recommendation.customer.pseudonym)
     return [f.as_dict() for f in flags]
 
@@ -257,7 +335,7 @@ def explanations_generate(*, recommendation_ids: list[int], use_lm: bool = True)
         return 0
     reference = profile.reference_time()
     steps = settings.ELM_SIG_STEPS
-    calibration = latest_calibration()
+    calibration = latest_calibration(recs[0].batch.recommender)
     calibrator = None
     if calibration is not None:
         from explanations.ml.calibration import Calibrator
@@ -282,16 +360,11 @@ def explanations_generate(*, recommendation_ids: list[int], use_lm: bool = True)
         prepared.append((facts, attributions, template_reason(facts)))
     reasons: list[str | None] = [None] * len(prepared)
     lm_error = ""
-    lm_version = ""
+    model_versions = {"lm": "", "adapter": ""}
     if use_lm:
         try:
-            from explanations.ml.lm import generate_batch, lm_id
-
-            raw = generate_batch(
-                [reason_prompt(f) for f, _, _ in prepared], max_new_tokens=settings.ELM_REASON_MAX_TOKENS
-            )
-            reasons = [clean_generated(t) or None for t in raw]
-            lm_version = lm_id()
+            texts, model_versions = generate_reasons([f for f, _, _ in prepared])
+            reasons = [t or None for t in texts]
         except Exception as exc:  # the template reason still serves; the failure is recorded
             logger.exception("reason generation failed")
             lm_error = f"{type(exc).__name__}: {exc}"
@@ -301,7 +374,7 @@ def explanations_generate(*, recommendation_ids: list[int], use_lm: bool = True)
         "encoder": encoder_version(),
         "recommender": recs[0].batch.model_version,
         "sig": f"sig-{settings.ELM_SIG_STEPS}-gausslegendre",
-        "lm": lm_version,
+        **model_versions,
         "calibration": calibration.pk if calibration else None,
     }
     with transaction.atomic():
@@ -315,10 +388,11 @@ def explanations_generate(*, recommendation_ids: list[int], use_lm: bool = True)
             if reason is None:
                 flags.append({"code": "template_fallback", "message": lm_error or "The model wrote nothing usable.",
                               "start": 0, "end": 0, "text": "", "severity": "warning"})  # fmt: skip
-            Explanation.objects.update_or_create(
+            # The status is the review workflow's: a new row starts as "generated", and
+            # explanation_record_generated moves the checked text on to "pending_review".
+            explanation, _ = Explanation.objects.update_or_create(
                 recommendation=rec,
                 defaults={
-                    "status": Explanation.Status.GENERATED,
                     "evidence": facts.evidence_rows,
                     "evidence_residual": facts.residual,
                     "necessity": facts.necessity,
@@ -333,4 +407,5 @@ def explanations_generate(*, recommendation_ids: list[int], use_lm: bool = True)
                     "error": lm_error,
                 },
             )
+            explanation_record_generated(explanation=explanation)
     return len(recs)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.urls import reverse
 from django.utils.functional import lazy
 from django.utils.translation import gettext
@@ -36,6 +39,9 @@ class CustomerListParamsSerializer(serializers.Serializer):
         allow_blank=True,
         max_length=selectors.PSEUDONYM_SEARCH_MAX_LENGTH,
         help_text=_("Pseudonym prefix (hexadecimal, case-insensitive)."),
+        # The alphabet is in the schema, and checked on the value as sent (untrimmed), like the length.
+        trim_whitespace=False,
+        validators=[RegexValidator(r"^[0-9a-fA-F]*$", _("Pseudonyms contain only the characters 0-9 and a-f."))],
     )
     ordering = serializers.ChoiceField(
         required=False,
@@ -43,6 +49,12 @@ class CustomerListParamsSerializer(serializers.Serializer):
         help_text=_("Sort key; a leading '-' sorts descending. Default: -last_purchase_at."),
         error_messages={"invalid_choice": lazy(_invalid_ordering_message, str)()},
     )
+
+    def validate(self, attrs: dict) -> dict:
+        # An empty ordering would silently mean the default: answer it like any other invalid value.
+        if self.initial_data.get("ordering", None) == "":
+            raise serializers.ValidationError({"ordering": [lazy(_invalid_ordering_message, str)().format(input="")]})
+        return attrs
 
     def validate_pseudonym(self, value: str) -> str | None:
         try:
@@ -53,6 +65,21 @@ class CustomerListParamsSerializer(serializers.Serializer):
 
 class TokenSerializer(serializers.Serializer):
     token = serializers.CharField(read_only=True)
+
+
+class FiniteFloatField(serializers.FloatField):
+    """A float that is null when not finite: NaN and infinity are not JSON, and a batch could store them."""
+
+    def to_representation(self, value):
+        value = super().to_representation(value)
+        return value if math.isfinite(value) else None
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    """The body of POST /api/auth/token/ as documented (DRF's AuthTokenSerializer validates it)."""
+
+    username = serializers.CharField(min_length=1, max_length=150)
+    password = serializers.CharField(min_length=1, max_length=4096, style={"input_type": "password"})
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -160,6 +187,8 @@ class RecommendedProductSerializer(serializers.Serializer):
 
 REASON_VISIBLE = "visible"
 REASON_UNDER_REVIEW = "under_review"
+# The recommendation is in the A/B control arm: sales never get its reason (outcomes.services).
+REASON_NOT_SHOWN = "not_shown"
 
 
 class EvidenceRowSerializer(serializers.Serializer):
@@ -246,7 +275,10 @@ class ExplanationSerializer(serializers.Serializer):
         help_text=_("The reason text; null while it is under review for the caller (see reason_status).")
     )
     reason_status = serializers.SerializerMethodField(
-        help_text=_("visible: the caller may read the reason; under_review: hidden until the review approves it.")
+        help_text=_(
+            "visible: the caller may read the reason; under_review: hidden until the review approves it; "
+            "not_shown: an A/B control recommendation, shown to sales without a reason."
+        )
     )
     template_text = serializers.SerializerMethodField(
         help_text=_("The deterministic reason built only from the evidence; hidden like the reason.")
@@ -255,10 +287,10 @@ class ExplanationSerializer(serializers.Serializer):
     necessity = serializers.SerializerMethodField()
     concepts = serializers.SerializerMethodField(help_text=_("Concept sensitivities, shared concepts first."))
     word_attributions = serializers.SerializerMethodField()
-    consistency = serializers.FloatField(
+    consistency = FiniteFloatField(
         read_only=True, allow_null=True, help_text=_("Semantic consistency of the reason with the pair (cosine).")
     )
-    confidence = serializers.FloatField(
+    confidence = FiniteFloatField(
         read_only=True,
         allow_null=True,
         help_text=_("Calibrated probability of a purchase within 90 days; null before calibration."),
@@ -275,7 +307,9 @@ class ExplanationSerializer(serializers.Serializer):
         # Decided once per explanation and serializer; the selector caches the user's groups.
         cache = self.context.setdefault("_reason_visible", {})
         if explanation.pk not in cache:
-            cache[explanation.pk] = selectors.reason_visible_to(self.context["request"].user, explanation)
+            cache[explanation.pk] = explanation.recommendation_id not in self.context.get(
+                "reason_withheld", ()
+            ) and selectors.reason_visible_to(self.context["request"].user, explanation)
         return cache[explanation.pk]
 
     @extend_schema_field(serializers.CharField(allow_null=True))
@@ -284,8 +318,10 @@ class ExplanationSerializer(serializers.Serializer):
             return None
         return explanation.reason_text or None
 
-    @extend_schema_field(serializers.ChoiceField(choices=[REASON_VISIBLE, REASON_UNDER_REVIEW]))
+    @extend_schema_field(serializers.ChoiceField(choices=[REASON_VISIBLE, REASON_UNDER_REVIEW, REASON_NOT_SHOWN]))
     def get_reason_status(self, explanation: Explanation) -> str:
+        if explanation.recommendation_id in self.context.get("reason_withheld", ()):
+            return REASON_NOT_SHOWN
         return REASON_VISIBLE if self._reason_visible(explanation) else REASON_UNDER_REVIEW
 
     @extend_schema_field(serializers.CharField(allow_null=True))
@@ -323,6 +359,9 @@ class ExplanationSerializer(serializers.Serializer):
 
 class RecommendationSerializer(serializers.ModelSerializer):
     product = RecommendedProductSerializer(read_only=True)
+    score = FiniteFloatField(
+        read_only=True, allow_null=True, help_text=_("Cosine similarity of customer and product (null if undefined).")
+    )
     explanation = serializers.SerializerMethodField(help_text=_("Null until the recommendation has been explained."))
 
     class Meta:

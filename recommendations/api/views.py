@@ -10,7 +10,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.authtoken.models import Token
-from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import ListAPIView
@@ -21,6 +20,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from core.pagination import BoundedLimitOffsetPagination
+from outcomes.selectors import control_recommendation_ids, is_sales_only
 from recommendations import selectors
 from recommendations.api import serializers as s
 from recommendations.models import Customer, ImportRun
@@ -28,6 +28,7 @@ from recommendations.models import Customer, ImportRun
 # Larger offsets are never useful and must not reach PostgreSQL's bigint OFFSET.
 MAX_OFFSET = 2**31 - 1
 _INTEGER_RE = re.compile(r"^-?[0-9]{1,18}$")
+MAX_LIMIT_PARAMETER = 10**18 - 1  # the largest limit parsed (and then capped); longer numbers are refused
 
 PSEUDONYM_PATH_PARAMETER = OpenApiParameter(
     "pseudonym", OpenApiTypes.STR, OpenApiParameter.PATH, description=_("The customer's pseudonym.")
@@ -63,7 +64,7 @@ class StrictBoundedLimitOffsetPagination(BoundedLimitOffsetPagination):
     def get_schema_operation_parameters(self, view) -> list[dict]:
         limit, offset = super().get_schema_operation_parameters(view)
         limit["description"] = f"Page size (default {self.default_limit}); values above {self.max_limit} are capped."
-        limit["schema"] = {"type": "integer", "minimum": 1}
+        limit["schema"] = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT_PARAMETER}
         offset["description"] = "Index of the first result (0-based)."
         offset["schema"] = {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}
         return [limit, offset]
@@ -79,6 +80,16 @@ def _whole_number(raw: str, name: str, *, minimum: int, maximum: int | None = No
     if maximum is not None and value > maximum:
         raise ValidationError({name: [_("Must be at most %(maximum)d.") % {"maximum": maximum}]})
     return value
+
+
+def not_found(request, exception=None):
+    """Answer 404 as JSON under /api/ (a path no API route matches), else with the site's page."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": str(_("Not found."))}, status=404)
+    return page_not_found(request, exception)
 
 
 def _customer_or_404(request: Request, pseudonym: str, *, with_concepts: bool = False) -> Customer:
@@ -104,7 +115,7 @@ class IsStaffOrManager(BasePermission):
         summary="Obtain an API token",
         description="Exchange a username and password for the user's API token (created on first use). "
         "Send it as `Authorization: Token <token>`. Throttled per client (scope `auth`).",
-        request=AuthTokenSerializer,
+        request=s.TokenRequestSerializer,
         responses={
             200: s.TokenSerializer,
             400: OpenApiResponse(s.VALIDATION_ERROR_SCHEMA, description=_("Wrong username or password.")),
@@ -193,8 +204,15 @@ class CustomerRecommendationsApi(APIView):
     def get(self, request: Request, pseudonym: str) -> Response:
         customer = _customer_or_404(request, pseudonym)
         recommendations = selectors.recommendations_for_customer(user=request.user, customer=customer)
-        context = {"request": request}
+        context = {"request": request, "reason_withheld": _reason_withheld(request, recommendations)}
         return Response(s.RecommendationSerializer(recommendations, many=True, context=context).data)
+
+
+def _reason_withheld(request: Request, recommendations) -> set[int]:
+    """Return the ids of the A/B control recommendations whose reason a sales-only caller must not get."""
+    control = control_recommendation_ids(recommendations=recommendations)
+    # Only asked when it matters: the role check may cost a query.
+    return control if control and is_sales_only(request.user) else set()
 
 
 # --------------------------------------------------------------------------- imports

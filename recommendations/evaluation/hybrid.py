@@ -4,7 +4,7 @@ For customer c with purchase weights w_p (one per product p they bought; see :me
 and a candidate item i::
 
     score(c, i) = sum_p e_p(i) + base(i)
-    e_p(i)      = w_p * (alpha * knn(p, i) + delta * ease(p, i) + rho * [p == i]) / Z
+    e_p(i)      = w_p * (alpha * knn(p, i) + delta * ease(p, i) + (rho + rho_rate * r(i)) * [p == i]) / Z
                   + beta * w_p * cos(v_p, v_i) / |u|
     base(i)     = gamma * pop(i)
 
@@ -12,8 +12,10 @@ with Z = sum_p w_p (the item-item parts are weighted *means* over the purchases)
 the embedding part is exactly cos(u, v_i), the customer-vector cosine of the embedding recommender),
 knn = shrunk cosine of the binarized customer x item matrix restricted to each item's k nearest
 neighbours, ease = EASE's learned item-item regression weights (delta = 0 switches it off), the rho term
-the evidence "bought it before, longer ago than the exclusion window", and pop = recent distinct buyers
-scaled to [0, 1]. Only the base term is not attributable to a purchase.
+the evidence "bought it before, longer ago than the exclusion window" (rho_rate scales it by the item's
+repurchase rate r(i), see :meth:`TrainingData.repurchase_rate`: people re-order consumables, not one-off
+gifts), and pop = recent distinct buyers scaled to [0, 1]. Only the base term is not attributable to a
+purchase.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ DEFAULT_PARAMS = {
     "alpha": 1.0,  # item-kNN cosine
     "delta": 0.0,  # EASE item-item weights
     "rho": 4.0,  # bought before
+    "rho_rate": 0.0,  # bought before, times the item's repurchase rate
     "beta": 0.03,  # description-embedding cosine
     "gamma": 0.04,  # recent popularity (base term)
     "neighbours": 100,
@@ -44,7 +47,14 @@ DEFAULT_PARAMS = {
     "pop_window_days": 30,
 }
 # Blend weight -> the score component it multiplies.
-BLEND = {"alpha": "knn", "delta": "ease", "rho": "repeat", "beta": "embedding", "gamma": "popularity"}
+BLEND = {
+    "alpha": "knn",
+    "delta": "ease",
+    "rho": "repeat",
+    "rho_rate": "repeat_rate",
+    "beta": "embedding",
+    "gamma": "popularity",
+}
 
 
 class HybridRecommender(Recommender):
@@ -80,6 +90,7 @@ class HybridRecommender(Recommender):
             self.ease = ease_weights if ease_weights is not None else ease_item_weights(data.binary, l2=p["ease_l2"])
         self.vectors = data.item_vectors.astype(np.float64)
         self.popularity = scaled_popularity(data, p["pop_window_days"])
+        self.repurchase = data.repurchase_rate() if p["rho_rate"] else np.zeros(data.n_items)
         self.weights = data.purchase_weights(half_life_days=p["half_life_days"], quantity="binary")
         return self
 
@@ -94,9 +105,11 @@ class HybridRecommender(Recommender):
     def components(self, weights) -> dict[str, np.ndarray]:
         """Return the unweighted score parts (each customers x items); the score is their linear blend."""
         weights, total = normalized_weights(weights)
+        repeat = repeat_part(weights, total)
         parts = {
             "knn": item_item_part(weights, total, self.similarity),
-            "repeat": repeat_part(weights, total),
+            "repeat": repeat,
+            "repeat_rate": repeat * self.repurchase[None, :],
             "embedding": embedding_part(weights, self.vectors),
             "popularity": np.broadcast_to(self.popularity, (weights.shape[0], len(self.popularity))),
         }
@@ -134,7 +147,8 @@ class HybridRecommender(Recommender):
         base = float(p["gamma"] * self.popularity[target])
         if not len(cols) or w.sum() <= 0:
             return base, dict.fromkeys(bought, 0.0), base
-        item_item = p["alpha"] * self.similarity[cols, target] + p["rho"] * (cols == target)
+        repeat = p["rho"] + p["rho_rate"] * self.repurchase[target]
+        item_item = p["alpha"] * self.similarity[cols, target] + repeat * (cols == target)
         if self.ease is not None:
             item_item = item_item + p["delta"] * self.ease[cols, target]
         profile_norm = np.linalg.norm(w @ self.vectors[cols])

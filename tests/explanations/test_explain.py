@@ -48,7 +48,10 @@ def test_explanations_hold_exact_evidence_and_word_attributions(shop):
         assert -1 <= exp.consistency <= 1
         assert exp.versions["encoder"].startswith("all-MiniLM-L6-v2@")
         assert exp.confidence is None  # nothing calibrated in this database yet
-        assert exp.status == Explanation.Status.GENERATED
+        # And the checked text waits for review, kept as version 1 with the queueing event
+        assert exp.status == Explanation.Status.PENDING_REVIEW
+        assert list(exp.reason_versions.values_list("number", "text")) == [(1, exp.reason_text)]
+        assert list(exp.review_events.values_list("from_status", "to_status")) == [("generated", "pending_review")]
 
 
 def test_explaining_again_replaces_instead_of_duplicating(shop):
@@ -91,3 +94,90 @@ def test_reason_is_generated_by_the_language_model(shop):
     assert not exp.error
     assert -1 <= exp.consistency <= 1
     assert isinstance(exp.flags, list)
+
+
+def test_reason_prompt_places_customer_then_product_soft_tokens(shop):
+    """Put two soft-token placeholders after the facts only when asked to."""
+    from explanations.ml.lm import SOFT_PLACEHOLDER
+
+    # Given the facts of one recommendation
+    _, customers, batch = shop
+    rec = Recommendation.objects.filter(batch=batch, customer=customers[0], rank=1).select_related("product").get()
+    facts = explain.explanation_facts(recommendation=rec)
+    # When the prompt is built with and without vectors
+    with_vectors = explain.reason_prompt(facts, with_vectors=True)[-1]["content"]
+    facts_only = explain.reason_prompt(facts)[-1]["content"]
+    # Then only the first holds the customer's and the product's placeholders, after the facts
+    assert with_vectors.count(SOFT_PLACEHOLDER) == 2
+    assert with_vectors.index("Customer profile vector") < with_vectors.index("Product vector")
+    assert with_vectors.index("Recommended product") < with_vectors.index(SOFT_PLACEHOLDER)
+    assert SOFT_PLACEHOLDER not in facts_only
+
+
+@pytest.mark.slow
+@override_settings(ELM_SIG_STEPS=4, ELM_REASON_MAX_TOKENS=12)
+def test_reason_gets_the_adapters_soft_tokens(shop, tmp_path, model_and_tokenizer, monkeypatch, one_torch_thread):
+    """Feed the adapter's soft tokens of the customer and product vectors to the LM, and record its version."""
+    import numpy as np
+    import torch
+
+    from explanations.ml import elm, lm
+    from tests.explanations.test_elm import small_artifact
+
+    # Given a trained-adapter artifact in the adapter directory, and a spy on the LM
+    model, _ = model_and_tokenizer
+    artifact = small_artifact(model)
+    elm.save_artifact(artifact, tmp_path)
+    seen = {}
+    real_generate = lm.generate_batch
+
+    def spy(prompts, *, soft_tokens=None, **kwargs):
+        seen["prompts"], seen["soft"] = prompts, soft_tokens
+        return real_generate(prompts, soft_tokens=soft_tokens, **kwargs)
+
+    monkeypatch.setattr(lm, "generate_batch", spy)
+    _, customers, batch = shop
+    rec = Recommendation.objects.filter(batch=batch, customer=customers[1], rank=1).select_related("product").get()
+    # When the recommendation is explained with the LM
+    elm.get_adapter.cache_clear()
+    try:
+        with override_settings(ELM_ADAPTER_DIR=tmp_path, ELM_REASON_SOFT_TOKENS="on"):
+            explain.explanations_generate(recommendation_ids=[rec.pk], use_lm=True)
+    finally:
+        elm.get_adapter.cache_clear()
+    # Then the LM got the adapter's tokens for exactly this customer's and product's vectors
+    exp = Explanation.objects.get(recommendation=rec)
+    assert exp.versions["adapter"] == artifact.version
+    assert not exp.error
+    customer_soft, product_soft = seen["soft"][0]
+    expected_customer = artifact.soft_tokens(np.asarray(rec.customer.embedding, dtype=np.float32))[0]
+    expected_product = artifact.soft_tokens(np.asarray(rec.product.embedding, dtype=np.float32))[0]
+    assert torch.allclose(customer_soft, expected_customer, atol=1e-5)
+    assert torch.allclose(product_soft, expected_product, atol=1e-5)
+    assert seen["prompts"][0][-1]["content"].count(lm.SOFT_PLACEHOLDER) == 2
+
+
+@pytest.mark.parametrize(
+    ("mode", "sc", "used"),
+    [
+        ("auto", {"generated": 0.40, "shuffled": 0.36}, True),
+        ("auto", {"generated": 0.30, "shuffled": 0.36}, False),  # the adapter does not read vectors
+        ("auto", None, False),  # never measured
+        ("on", {"generated": 0.30, "shuffled": 0.36}, True),
+        ("off", {"generated": 0.40, "shuffled": 0.36}, False),
+    ],
+)
+def test_soft_tokens_go_into_reasons_only_from_an_adapter_that_reads_vectors(monkeypatch, mode, sc, used):
+    """Use the adapter in reasons when set on, or in auto mode when its pure decoding beat the shuffled baseline."""
+    from types import SimpleNamespace
+
+    from explanations.ml import elm
+
+    # Given an adapter in use with these measured metrics
+    adapter = SimpleNamespace(metrics={"semantic_consistency": sc} if sc else {}, version="elm-test")
+    monkeypatch.setattr(elm, "get_adapter", lambda: adapter)
+    # When the reason writer picks its adapter
+    with override_settings(ELM_REASON_SOFT_TOKENS=mode):
+        chosen = explain._reason_adapter()
+    # Then it is used or not as the mode and the metrics say
+    assert (chosen is adapter) is used

@@ -125,7 +125,7 @@ def test_soft_tokens_are_spliced_at_the_placeholder_and_change_the_next_token_di
     assert len(texts) == 2
 
 
-def test_soft_tokens_need_exactly_one_placeholder(model_and_tokenizer):
+def test_soft_tokens_need_one_block_per_placeholder(model_and_tokenizer):
     """Reject soft tokens without a placeholder, and a placeholder without soft tokens."""
     import torch
 
@@ -133,8 +133,10 @@ def test_soft_tokens_need_exactly_one_placeholder(model_and_tokenizer):
     soft = torch.zeros(2, model.get_input_embeddings().weight.shape[1])
     with pytest.raises(ValueError, match="no <"):
         lm.prompt_embeddings(model, tokenizer, "No placeholder here.", soft)
-    with pytest.raises(ValueError, match="no soft tokens"):
+    with pytest.raises(ValueError, match=r"1 time\(s\) but 0"):
         lm.prompt_embeddings(model, tokenizer, f"Vector: {lm.SOFT_PLACEHOLDER}", None)
+    with pytest.raises(ValueError, match=r"2 time\(s\) but 1"):
+        lm.prompt_embeddings(model, tokenizer, f"A: {lm.SOFT_PLACEHOLDER} B: {lm.SOFT_PLACEHOLDER}", [soft])
     with pytest.raises(ValueError, match="at most once"):
         lm.split_prompt(tokenizer, f"{lm.SOFT_PLACEHOLDER} {lm.SOFT_PLACEHOLDER}")
 
@@ -145,3 +147,25 @@ def test_seeded_sampling_is_reproducible(model_and_tokenizer):
     first = lm.generate_batch([prompt], max_new_tokens=8, temperature=0.7, seed=3, lm=model_and_tokenizer)
     second = lm.generate_batch([prompt], max_new_tokens=8, temperature=0.7, seed=3, lm=model_and_tokenizer)
     assert first == second
+
+
+def test_two_placeholders_take_their_blocks_in_order(model_and_tokenizer):
+    """Splice a customer block and a product block at their own placeholders."""
+    import torch
+
+    # Given a prompt with two placeholders and two distinguishable soft-token blocks
+    model, tokenizer = model_and_tokenizer
+    width = model.get_input_embeddings().weight.shape[1]
+    customer, product = torch.full((2, width), 1.0), torch.full((3, width), -1.0)
+    prompt = f"Customer vector: {lm.SOFT_PLACEHOLDER}. Product vector: {lm.SOFT_PLACEHOLDER}. Why?"
+    first, middle, last = lm.prompt_segments(tokenizer, prompt)
+    # When the prompt is embedded
+    embeds = lm.prompt_embeddings(model, tokenizer, prompt, [customer, product])
+    # Then each block sits right after the text before its placeholder, and the text embeds as tokens
+    assert embeds.shape[0] == len(first) + 2 + len(middle) + 3 + len(last)
+    assert torch.equal(embeds[len(first) : len(first) + 2], customer)
+    start = len(first) + 2 + len(middle)
+    assert torch.equal(embeds[start : start + 3], product)
+    table = model.get_input_embeddings()
+    assert torch.allclose(embeds[: len(first)], table(torch.tensor(first)))
+    assert torch.allclose(embeds[len(first) + 2 : start], table(torch.tensor(middle)))

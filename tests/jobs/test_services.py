@@ -61,23 +61,36 @@ def test_success_starts_the_next_kind_in_the_chain():
     assert child.kind == "test_empty" and child.then == []
 
 
-def test_final_shard_failure_fails_the_job_and_retry_requeues_only_unfinished_shards(
+def test_a_shard_failed_for_good_lets_the_rest_finish_then_fails_the_job_and_retry_reruns_it(
     django_capture_on_commit_callbacks,
 ):
-    """Fail the job with the shard's error; a retry re-runs only shards that did not finish."""
+    """Keep running the other shards; fail the job naming the shard; a retry re-runs only that shard."""
+    # Given a job whose shard 1 fails, first retryably, then for good
+    CALLS.clear()
     job = planned_job()
     shard_complete(job_id=job.pk, index=0, items=2)
     shard_fail(job_id=job.pk, index=1, error="RuntimeError: model failed to load", final=False)
     assert Job.objects.get(pk=job.pk).status == Job.Status.RUNNING  # will be retried by Celery
     shard_fail(job_id=job.pk, index=1, error="RuntimeError: model failed to load", final=True)
+    # Then the job keeps running while shard 2 is pending, and fails when it is done
+    assert Job.objects.get(pk=job.pk).status == Job.Status.RUNNING
+    shard_complete(job_id=job.pk, index=2, items=3)
     job.refresh_from_db()
-    assert job.status == Job.Status.FAILED and "model failed to load" in job.error
+    assert job.status == Job.Status.FAILED
+    assert job.error.startswith("1 of 3 shards failed; shard 1: RuntimeError: model failed to load")
+    assert CALLS == []  # never finalized
+    # When the job is retried, only the failed shard is queued again
     with django_capture_on_commit_callbacks() as callbacks:
         job_retry(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == Job.Status.RUNNING
-    assert len(callbacks) == 2  # shards 1 and 2, not the finished shard 0
-    assert JobShard.objects.get(job=job, index=0).status == JobShard.Status.DONE
+    assert len(callbacks) == 1
+    assert JobShard.objects.get(job=job, index=1).status == JobShard.Status.PENDING
+    # And its completion finalizes the job once
+    shard_complete(job_id=job.pk, index=1, items=1)
+    job.refresh_from_db()
+    assert (job.status, job.shards_done, job.items_done) == (Job.Status.SUCCEEDED, 3, 6)
+    assert CALLS == [f"finalize {job.pk}"]
 
 
 def test_a_job_without_work_succeeds_at_once(django_capture_on_commit_callbacks):

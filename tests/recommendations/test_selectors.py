@@ -26,7 +26,10 @@ from tests.factories import (
     UserFactory,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("every_user_holds_every_customer"),  # account scoping is tested in tests/accounts
+]
 
 
 @pytest.fixture
@@ -287,12 +290,12 @@ def test_user_is_staff_or_manager(kwargs, expected):
         ({"groups": ["reviewer"]}, True),
         ({"groups": ["manager"]}, True),
         ({"groups": ["sales", "reviewer"]}, True),
-        ({"is_staff": True}, True),
+        ({"is_staff": True}, False),  # the staff flag is not a role
         ({"is_superuser": True}, True),
     ],
 )
 def test_reason_visible_to_reviewers_managers_and_staff_only(kwargs, expected):
-    """Show reasons to staff, superusers and the reviewer and manager groups; hide them from everyone else."""
+    """Show unapproved reasons to admins and the reviewer and manager groups; hide them from everyone else."""
     # given
     user = UserFactory(**kwargs)
     explanation = ExplanationFactory()

@@ -26,6 +26,7 @@ from tests.factories import (
     RecommendationBatchFactory,
     RecommendationFactory,
     UserFactory,
+    assign,
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.filterwarnings("ignore:No directory at:UserWarning")]
@@ -35,7 +36,8 @@ LIST_URL = reverse("customer-list")
 
 @pytest.fixture
 def user():
-    return UserFactory(username="alice")
+    """A manager: reads every customer (sales people see only their book, tested with sign_in_as)."""
+    return UserFactory(username="alice", groups=["manager"])
 
 
 @pytest.fixture
@@ -227,12 +229,12 @@ def test_sort_choices_cover_the_selector_allow_list():
 
 @pytest.mark.parametrize("n_customers", [2, CUSTOMERS_PER_PAGE + 5])
 def test_customer_list_query_count_does_not_grow_with_the_page(signed_in, django_assert_max_num_queries, n_customers):
-    """Render a page in 5 queries (session, user, regions, count, page) whatever its size."""
+    """Render a page in 6 queries (session, user, user's roles, regions, count, page) whatever its size."""
     # given
     for customer in CustomerFactory.create_batch(n_customers):
         RecommendationFactory.create_batch(2, customer=customer)
     # when / then
-    with django_assert_max_num_queries(5):
+    with django_assert_max_num_queries(6):
         response = signed_in.get(LIST_URL)
     assert len(rows(response.content.decode())) == min(n_customers, CUSTOMERS_PER_PAGE)
 
@@ -296,14 +298,16 @@ def test_customer_page_is_404_for_an_unknown_pseudonym(signed_in, pseudonym):
 
 @pytest.mark.parametrize("n_items", [1, 10])
 def test_customer_page_query_count_is_constant(signed_in, django_assert_max_num_queries, n_items):
-    """Render in 6 queries (session, user, customer, recommendations, purchases, explain job) however many items."""
+    """Render in 11 queries however many items: session, user, user's roles, customer, recommendations (with
+    explanations and exposures), purchases, customer description, exposure assignment (first view only),
+    outcomes, explain job."""
     # given: nothing explained yet, so the page looks for a running explain job
     customer = CustomerFactory()
     for rank in range(1, n_items + 1):
         RecommendationFactory(customer=customer, rank=rank)
         PurchaseFactory(customer=customer)
     # when / then
-    with django_assert_max_num_queries(6):
+    with django_assert_max_num_queries(11):
         response = signed_in.get(detail_url(customer.pseudonym))
     assert response.content.decode().count('<meter class="score__bar"') == n_items
 
@@ -321,8 +325,11 @@ FLAG = {
 REASON = "A vintage lantern that goes with their heart-shaped T-light holders."
 
 
-def sign_in_as(client, **user_kwargs):
-    client.force_login(UserFactory(**user_kwargs))
+def sign_in_as(client, *, book=(), **user_kwargs):
+    """Sign in a new user; ``book`` lists the customers assigned to them (what a sales person sees)."""
+    user = UserFactory(**user_kwargs)
+    assign(user, *book)
+    client.force_login(user)
     return client
 
 
@@ -373,7 +380,7 @@ def test_customer_page_shows_the_explanation_evidence_and_highlights(client, exp
 def test_customer_page_hides_the_reason_and_flags_from_sales_users(client, explained):
     """Show "Reason under review" instead of the reason to sales users; evidence and confidence stay."""
     # given
-    page = sign_in_as(client, groups=["sales"])
+    page = sign_in_as(client, groups=["sales"], book=[explained.recommendation.customer])
     # when
     html = page.get(detail_url(explained.recommendation.customer.pseudonym)).content.decode()
     # then
@@ -389,7 +396,7 @@ def test_customer_page_hides_the_reason_and_flags_from_sales_users(client, expla
     assert '<span class="chip__name">Home décor</span>' in html
 
 
-@pytest.mark.parametrize("user_kwargs", [{"groups": ["reviewer"]}, {"groups": ["manager"]}, {"is_staff": True}])
+@pytest.mark.parametrize("user_kwargs", [{"groups": ["reviewer"]}, {"groups": ["manager"]}, {"is_superuser": True}])
 def test_customer_page_shows_reason_and_flags_to_reviewers(client, explained, user_kwargs):
     """Show the reason with its flagged span marked, and the flags as warning badges."""
     # given
@@ -411,7 +418,7 @@ def test_customer_page_ignores_flag_offsets_that_do_not_match_the_reason(client,
     # given
     explained.flags = [{**FLAG, "start": 0, "end": 5}]
     explained.save()
-    page = sign_in_as(client, is_staff=True)
+    page = sign_in_as(client, is_superuser=True)
     # when
     html = page.get(detail_url(explained.recommendation.customer.pseudonym)).content.decode()
     # then
@@ -509,11 +516,12 @@ def test_customer_page_says_when_an_explanation_failed(signed_in):
 
 @pytest.mark.parametrize("n_items", [1, 10])
 def test_customer_page_with_explanations_query_count_is_constant(client, django_assert_max_num_queries, n_items):
-    """Render in 7 queries however many items: session, user, customer+concepts, recommendations+explanations,
-    purchases, explain job, user's groups."""
+    """Render in 12 queries however many items: session, user, user's roles, customer+concepts,
+    recommendations+explanations+exposures, purchases, customer description, exposure assignment (first view
+    only) and show count, outcomes, explain job, user's review groups."""
     # given: a sales user; half the items explained, so the job and the role checks both run
-    page = sign_in_as(client, groups=["sales"])
     customer = CustomerFactory()
+    page = sign_in_as(client, groups=["sales"], book=[customer])
     for concept in ("Garden", "Home décor", "Bulk buyer"):
         CustomerConceptFactory(customer=customer, concept=ConceptFactory(name=concept))
     for rank in range(1, n_items + 1):
@@ -522,7 +530,7 @@ def test_customer_page_with_explanations_query_count_is_constant(client, django_
             ExplanationFactory(recommendation=rec, flags=[FLAG])
         PurchaseFactory(customer=customer)
     # when / then
-    with django_assert_max_num_queries(7):
+    with django_assert_max_num_queries(12):
         response = page.get(detail_url(customer.pseudonym))
     html = response.content.decode()
     assert html.count('<meter class="score__bar"') == n_items
@@ -545,12 +553,12 @@ def test_customer_list_shows_how_many_recommendations_are_explained(signed_in):
 
 @pytest.mark.parametrize("n_customers", [2, CUSTOMERS_PER_PAGE + 5])
 def test_customer_list_with_explanations_query_count_is_constant(signed_in, django_assert_max_num_queries, n_customers):
-    """Count explained recommendations without per-row queries (still 5 queries per page)."""
+    """Count explained recommendations without per-row queries (still 6 queries per page)."""
     # given
     for customer in CustomerFactory.create_batch(n_customers):
         ExplanationFactory(recommendation__customer=customer)
     # when / then
-    with django_assert_max_num_queries(5):
+    with django_assert_max_num_queries(6):
         response = signed_in.get(LIST_URL)
     assert response.content.decode().count('<span class="badge badge--explained">1</span>') == min(
         n_customers, CUSTOMERS_PER_PAGE

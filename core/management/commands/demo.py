@@ -21,6 +21,7 @@ from elmsite import embedded
 
 DEMO_USERS = [
     ("sales", "sales", "Sam", "Sales"),
+    ("sales2", "sales", "Sasha", "Sales"),
     ("reviewer", "reviewer", "Riley", "Reviewer"),
     ("manager", "manager", "Morgan", "Manager"),
 ]
@@ -66,8 +67,10 @@ class Command(BaseCommand):
             call_command("migrate", interactive=False, verbosity=0)
             self._import(dataset)
             children += self._start_workers(var)
+            children.append(self._start_beat(var))
             self._compute()
             self._users(reset_passwords)
+            self._books()
             elapsed = time.monotonic() - t0
             if no_serve:
                 self.stdout.write(self.style.SUCCESS(f"Ready in {elapsed:.0f} s (not serving: --no-serve)."))
@@ -87,7 +90,7 @@ class Command(BaseCommand):
             raise CommandError(f"{', '.join(dead)} stopped unexpectedly; see {var / 'log'}")
         except KeyboardInterrupt:
             stopping = True
-            self.stdout.write("\nStopping…")
+            self.stdout.write("\nStopping… (workers finish their current task; Ctrl-C again stops them at once)")
         finally:
             for child in reversed(children):
                 child.stop()
@@ -125,9 +128,10 @@ class Command(BaseCommand):
     def _start_workers(self, var: Path) -> list[processes.Child]:
         self._step("Starting Celery workers (queues: gpu, default)")
         log_dir = var / "log"
-        # One torch thread: the web server, PostgreSQL and the other worker share the two cores.
+        # Two single-threaded processes rather than one with two torch threads: on a shared 2-core CPU,
+        # OpenMP spin-waits make threaded small matmuls slower, while two shards in parallel scale.
         gpu = processes.start_worker(
-            name="gpu", queues="gpu", concurrency=1, log_dir=log_dir, cwd=settings.BASE_DIR,
+            name="gpu", queues="gpu", concurrency=2, log_dir=log_dir, cwd=settings.BASE_DIR,
             env={"ELM_TORCH_THREADS": os.environ.get("ELM_TORCH_THREADS", "1")},
         )  # fmt: skip
         default = processes.start_worker(
@@ -138,17 +142,34 @@ class Command(BaseCommand):
             self.stdout.write(f"  worker {child.name}: pid {child.proc.pid}, log {child.log}")
         return [gpu, default]
 
+    def _start_beat(self, var: Path) -> processes.Child:
+        self._step("Starting Celery beat (nightly refresh; schedules editable in the admin)")
+        beat = processes.start_beat(log_dir=var / "log", cwd=settings.BASE_DIR)
+        processes.wait_for_log(beat, b"beat: Starting", timeout=60)
+        self.stdout.write(f"  beat: pid {beat.proc.pid}, log {beat.log}")
+        return beat
+
     def _compute(self) -> None:
         from jobs.progress import JobFailed, wait_for_pipeline
         from jobs.services import job_create
 
         self._step("Embedding, recommending, training concepts, calibrating, explaining (in the workers)")
-        # The first wave of explanations (top 3 for the 50 most active customers) is ready before serving;
-        # the rest is explained in the background while the site runs.
+        # The first wave of explanations (top 3 for the 50 most active customers) is ready before serving,
+        # written with a quickly trained ELM adapter (or the one already there); the rest is explained in the
+        # background while the site runs, after the fuller adapter training.
         job = job_create(
             kind="embed_products",
-            params={"customers": 50, "ranks": 3},
-            then=["embed_customers", "recommend", "train_concepts", "calibrate", "explain"],
+            params={"customers": 50, "ranks": 3, "preset": "quick"},
+            then=[
+                "embed_customers",
+                "recommend",
+                "replay",  # the dashboard's real numbers on first start (recommendations at a past cutoff)
+                "train_concepts",
+                "calibrate",
+                "train_elm",
+                "explain",
+                "describe_customers",
+            ],
         )
         try:
             chain = wait_for_pipeline(job)
@@ -158,10 +179,20 @@ class Command(BaseCommand):
             took = (j.finished_at - j.started_at).total_seconds() if j.started_at and j.finished_at else 0
             note = " (unchanged, reused)" if j.result.get("reused") else ""
             self.stdout.write(f"  {j.kind}: {j.items_done:,} items in {j.shards_total} shards, {took:.1f} s{note}")
-        elm = job_create(kind="train_elm")
-        self.stdout.write(f"  training (or reusing) the ELM adapter in the background (job #{elm.pk})")
-        rest = job_create(kind="explain")
-        self.stdout.write(f"  explaining the remaining recommendations in the background (job #{rest.pk})")
+        rest = job_create(kind="train_elm", then=["explain", "describe_customers"])
+        self.stdout.write(
+            f"  in the background: the fuller ELM adapter (job #{rest.pk}, reused when trained already), then the "
+            "remaining explanations and customer descriptions — progress on /jobs/"
+        )
+
+    def _books(self) -> None:
+        from accounts.services import assignment_demo_books
+
+        self._step("Account books of the sales users")
+        User = get_user_model()
+        sales = [User.objects.get(username=u) for u, group, *_ in DEMO_USERS if group == "sales"]
+        for username, n in assignment_demo_books(users=sales).items():
+            self.stdout.write(f"  {username}: {n:,} customers")
 
     def _users(self, reset: bool) -> None:
         self._step("Demo users")
@@ -185,4 +216,6 @@ class Command(BaseCommand):
             for line in lines:
                 self.stdout.write(line)
         else:
-            self.stdout.write("  users sales, reviewer, manager exist; run with --reset-passwords to get new passwords")
+            self.stdout.write(
+                "  users sales, sales2, reviewer, manager exist; run with --reset-passwords to get new passwords"
+            )

@@ -7,7 +7,9 @@ class Command(BaseCommand):
     help = "Train the ELM adapter on customers' reference profiles and report semantic consistency."
 
     def add_arguments(self, parser):
-        parser.add_argument("--preset", choices=["cpu", "gpu"], default=None, help="Default: ELM_ADAPTER_PRESET.")
+        from explanations.ml.elm import PRESETS
+
+        parser.add_argument("--preset", choices=sorted(PRESETS), default=None, help="Default: ELM_ADAPTER_PRESET.")
 
     def handle(self, *args, preset, **options):
         from tqdm import tqdm

@@ -1,0 +1,641 @@
+"""Reads for the manager dashboard: KPIs of deals, reviews, explanation quality, fairness and drift.
+
+Every selector takes the viewer and the filters, starts from ``customer_queryset_for`` (the scoping
+hook), and runs a fixed number of aggregate queries whatever the amount of data; folding of a few
+rows per deal or review happens in Python. Definitions (also in docs/dashboard.md):
+
+- *deal*: a (customer, product) pair with at least one outcome in the period;
+- *pitched*: a deal with a pitched, won or lost outcome; *won*/*lost*: its latest won-or-lost outcome;
+- *win rate*: won ÷ (won + lost), per A/B arm (the arm of the deal's latest outcome), Wilson 95% intervals,
+  explained − control with Newcombe's interval;
+- *acceptance*: pitched ÷ (pitched + not relevant): of the deals sales reacted to, the share they pitched;
+- *approval rate*: approved ÷ review decisions (approved, rejected, changes requested);
+- *decision time*: from the explanation's latest entry into review to the decision.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet
+from django.db.models.functions import TruncWeek
+from django.utils import timezone
+
+from accounts.models import AccountAssignment
+from dashboard.models import ReplayRecommendation, ReplayRun
+from dashboard.stats import Bin, Difference, Rate, histogram_bins, quantile
+from explanations.models import Explanation
+from outcomes.models import Exposure, Outcome
+from recommendations.models import Customer, Product, Recommendation, RecommendationBatch
+from recommendations.selectors import UserLike, customer_queryset_for
+from recommendations.vectors import fetch_vectors
+
+EXPLAINED, CONTROL = Exposure.Arm.EXPLAINED.value, Exposure.Arm.CONTROL.value
+ARMS = (EXPLAINED, CONTROL)
+DECISIONS = ("approved", "rejected", "changes_requested")
+PENDING = "pending_review"
+
+
+def review_sla_hours() -> float:
+    return float(getattr(settings, "ELM_REVIEW_SLA_HOURS", 48))
+
+
+# --------------------------------------------------------------------------- filters
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The dashboard's filters; the dates are whole local days, both inclusive."""
+
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    region: str | None = None
+    sales_user_id: int | None = None
+
+    @property
+    def start(self) -> dt.datetime | None:
+        return timezone.make_aware(dt.datetime.combine(self.date_from, dt.time.min)) if self.date_from else None
+
+    @property
+    def end(self) -> dt.datetime | None:
+        """Return the exclusive end: midnight after ``date_to``."""
+        if not self.date_to:
+            return None
+        return timezone.make_aware(dt.datetime.combine(self.date_to + dt.timedelta(days=1), dt.time.min))
+
+    def in_period(self, field_name: str) -> Q:
+        q = Q()
+        if self.start:
+            q &= Q(**{f"{field_name}__gte": self.start})
+        if self.end:
+            q &= Q(**{f"{field_name}__lt": self.end})
+        return q
+
+    @property
+    def cache_key(self) -> str:
+        return f"{self.date_from}|{self.date_to}|{self.region}|{self.sales_user_id}"
+
+
+def scoped_customers(*, user: UserLike, filters: Filters) -> QuerySet[Customer]:
+    """Return the customers the viewer may see, narrowed by the region and sales-person filters."""
+    qs = customer_queryset_for(user)
+    if filters.region:
+        qs = qs.filter(region=filters.region)
+    if filters.sales_user_id:
+        qs = qs.filter(pk__in=AccountAssignment.objects.filter(user_id=filters.sales_user_id).values("customer_id"))
+    return qs
+
+
+def region_choices(*, user: UserLike) -> list[str]:
+    return list(customer_queryset_for(user).order_by("region").values_list("region", flat=True).distinct())
+
+
+# --------------------------------------------------------------------------- deals (live)
+
+
+@dataclass(frozen=True)
+class ArmKpis:
+    arm: str
+    shown: int
+    pitched: int
+    won: int
+    lost: int
+
+    @property
+    def win_rate(self) -> Rate:
+        return Rate(self.won, self.won + self.lost)
+
+
+@dataclass(frozen=True)
+class WeekPoint:
+    week: dt.date
+    values: dict[str, int]
+
+
+@dataclass(frozen=True)
+class RegionDeals:
+    region: str
+    pitched: int
+    won: int
+    lost: int
+
+    @property
+    def win_rate(self) -> Rate:
+        return Rate(self.won, self.won + self.lost)
+
+
+@dataclass
+class DealKpis:
+    """Recommendations shown and what sales did with them, overall and per A/B arm."""
+
+    shown: int = 0
+    pitched: int = 0
+    won: int = 0
+    lost: int = 0
+    not_relevant: int = 0
+    arms: dict[str, ArmKpis] = field(default_factory=dict)
+    weeks: list[WeekPoint] = field(default_factory=list)
+    regions: list[RegionDeals] = field(default_factory=list)
+    # Per rank (replay only): rank -> (recommendations, won)
+    ranks: list[tuple[int, int, int]] = field(default_factory=list)
+    replay: ReplayRun | None = None
+    customers: int = 0
+    customers_won: int = 0
+
+    @property
+    def open(self) -> int:
+        return self.pitched - self.won - self.lost
+
+    @property
+    def win_rate(self) -> Rate:
+        return Rate(self.won, self.won + self.lost)
+
+    @property
+    def acceptance(self) -> Rate:
+        return Rate(self.pitched, self.pitched + self.not_relevant)
+
+    @property
+    def pitch_rate(self) -> Rate:
+        return Rate(self.pitched, self.shown)
+
+    @property
+    def difference(self) -> Difference:
+        empty = ArmKpis("", 0, 0, 0, 0)
+        return Difference(self.arms.get(EXPLAINED, empty).win_rate, self.arms.get(CONTROL, empty).win_rate)
+
+
+@dataclass
+class _Deal:
+    region: str
+    pitched: bool = False
+    decision: str | None = None  # "won" / "lost": the latest decisive outcome
+    not_relevant: bool = False
+    explained: bool = True
+
+
+def _week(value: dt.datetime | dt.date) -> dt.date:
+    return value.date() if isinstance(value, dt.datetime) else value
+
+
+def deal_kpis(*, user: UserLike, filters: Filters) -> DealKpis:
+    """Return the live deal KPIs: exposures in the period and the outcomes recorded in it (4 queries)."""
+    customers = scoped_customers(user=user, filters=filters)
+    exposures = Exposure.objects.filter(
+        filters.in_period("first_shown_at"), first_shown_at__isnull=False, recommendation__customer__in=customers
+    )
+    shown_by_arm = dict(exposures.order_by().values_list("arm").annotate(n=Count("pk")))
+    outcomes = Outcome.objects.filter(filters.in_period("created_at"), customer__in=customers)
+    deals: dict[tuple[int, int], _Deal] = {}
+    rows = outcomes.order_by("created_at", "pk").values_list(
+        "customer_id", "product_id", "kind", "explained", "customer__region"
+    )
+    for customer_id, product_id, kind, explained, region in rows:
+        deal = deals.setdefault((customer_id, product_id), _Deal(region=region))
+        deal.explained = explained
+        if kind == Outcome.Kind.NOT_RELEVANT:
+            deal.not_relevant = True
+            continue
+        deal.pitched = True
+        if kind in (Outcome.Kind.WON, Outcome.Kind.LOST):
+            deal.decision = kind
+    kpis = DealKpis(shown=sum(shown_by_arm.values()))
+    per_arm: dict[str, Counter] = {arm: Counter() for arm in ARMS}
+    per_region: dict[str, Counter] = defaultdict(Counter)
+    for deal in deals.values():
+        arm = EXPLAINED if deal.explained else CONTROL
+        if deal.pitched:
+            kpis.pitched += 1
+            per_arm[arm]["pitched"] += 1
+            per_region[deal.region]["pitched"] += 1
+            if deal.decision:
+                setattr(kpis, deal.decision, getattr(kpis, deal.decision) + 1)
+                per_arm[arm][deal.decision] += 1
+                per_region[deal.region][deal.decision] += 1
+        elif deal.not_relevant:
+            kpis.not_relevant += 1
+    kpis.arms = {
+        arm: ArmKpis(arm, shown_by_arm.get(arm, 0), c["pitched"], c["won"], c["lost"]) for arm, c in per_arm.items()
+    }
+    kpis.regions = [RegionDeals(region, c["pitched"], c["won"], c["lost"]) for region, c in sorted(per_region.items())]
+    weekly: dict[dt.date, Counter] = defaultdict(Counter)
+    for week, kind, n in (
+        outcomes.annotate(week=TruncWeek("created_at")).order_by().values_list("week", "kind").annotate(n=Count("pk"))
+    ):
+        weekly[_week(week)][kind] += n
+    for week, n in (
+        exposures.annotate(week=TruncWeek("first_shown_at")).order_by().values_list("week").annotate(n=Count("pk"))
+    ):
+        weekly[_week(week)]["shown"] += n
+    kpis.weeks = [WeekPoint(week, dict(weekly[week])) for week in sorted(weekly)]
+    return kpis
+
+
+# --------------------------------------------------------------------------- deals (replay)
+
+
+def replay_run_latest() -> ReplayRun | None:
+    return ReplayRun.objects.filter(status=ReplayRun.Status.SUCCEEDED).order_by("-created_at").first()
+
+
+def replay_deal_kpis(*, user: UserLike, filters: Filters, run: ReplayRun) -> DealKpis:
+    """Return the deal KPIs of a replay: every replayed recommendation counts as shown and pitched (5 queries).
+
+    The date filter does not apply: a replay's window is fixed (the horizon after its cutoff).
+    """
+    customers = scoped_customers(user=user, filters=filters)
+    rows = ReplayRecommendation.objects.filter(run=run, customer__in=customers)
+    kpis = DealKpis(replay=run)
+    arms = {arm: (n, won) for arm, n, won in rows.order_by().values_list("arm").annotate(n=Count("pk"), won=_won())}
+    for arm in ARMS:
+        n, won = arms.get(arm, (0, 0))
+        kpis.arms[arm] = ArmKpis(arm, n, n, won, n - won)
+    kpis.shown = kpis.pitched = sum(n for n, _ in arms.values())
+    kpis.won = sum(won for _, won in arms.values())
+    kpis.lost = kpis.pitched - kpis.won
+    kpis.regions = [
+        RegionDeals(region, n, won, n - won)
+        for region, n, won in rows.order_by("customer__region")
+        .values_list("customer__region")
+        .annotate(n=Count("pk"), won=_won())
+    ]
+    kpis.ranks = list(rows.order_by("rank").values_list("rank").annotate(n=Count("pk"), won=_won()))
+    totals = rows.aggregate(
+        customers=Count("customer_id", distinct=True), customers_won=Count("customer_id", Q(won=True), distinct=True)
+    )
+    kpis.customers, kpis.customers_won = totals["customers"], totals["customers_won"]
+    kpis.weeks = [
+        WeekPoint(_week(week), {"won": n})
+        for week, n in rows.filter(won=True, won_at__isnull=False)
+        .annotate(week=TruncWeek("won_at"))
+        .order_by("week")
+        .values_list("week")
+        .annotate(n=Count("pk"))
+    ]
+    return kpis
+
+
+def _won() -> Count:
+    return Count("pk", filter=Q(won=True))
+
+
+# --------------------------------------------------------------------------- reviews
+
+
+@dataclass
+class ReviewKpis:
+    approved: int = 0
+    rejected: int = 0
+    changes_requested: int = 0
+    edits: int = 0
+    withdrawn: int = 0
+    decision_hours: list[float] = field(default_factory=list)
+    pending: int = 0
+    pending_ages: list[float] = field(default_factory=list)  # hours, oldest first
+    weeks: list[WeekPoint] = field(default_factory=list)
+    sla_hours: float = 48.0
+
+    @property
+    def decisions(self) -> int:
+        return self.approved + self.rejected + self.changes_requested
+
+    @property
+    def approval_rate(self) -> Rate:
+        return Rate(self.approved, self.decisions)
+
+    @property
+    def within_sla(self) -> Rate:
+        return Rate(sum(1 for h in self.decision_hours if h <= self.sla_hours), len(self.decision_hours))
+
+    @property
+    def median_hours(self) -> float | None:
+        return quantile(sorted(self.decision_hours), 0.5)
+
+    @property
+    def p90_hours(self) -> float | None:
+        return quantile(sorted(self.decision_hours), 0.9)
+
+    @property
+    def overdue(self) -> int:
+        return sum(1 for h in self.pending_ages if h > self.sla_hours)
+
+    @property
+    def oldest_pending_hours(self) -> float | None:
+        return max(self.pending_ages, default=None)
+
+    @property
+    def age_buckets(self) -> list[tuple[str, int]]:
+        """Return the pending queue by age: under a day, 1–2 days, 2–7 days, older."""
+        edges = [(0, 24), (24, 48), (48, 168), (168, float("inf"))]
+        return [
+            (key, sum(1 for h in self.pending_ages if lo <= h < hi))
+            for key, (lo, hi) in zip(AGE_KEYS, edges, strict=True)
+        ]
+
+
+AGE_KEYS = ("under_1d", "1_2d", "2_7d", "over_7d")
+
+
+def review_kpis(*, user: UserLike, filters: Filters, now: dt.datetime | None = None) -> ReviewKpis:
+    """Return review decisions and edits in the period, their decision times and the pending queue (4 queries)."""
+    from explanations.models import ReviewEvent
+
+    now = now or timezone.now()
+    customers = scoped_customers(user=user, filters=filters)
+    kpis = ReviewKpis(sla_hours=review_sla_hours())
+    events = ReviewEvent.objects.filter(explanation__recommendation__customer__in=customers)
+    in_period = events.filter(filters.in_period("created_at"))
+    # Decision times need the step that put the text into review, which may precede the period.
+    rows = events.filter(explanation_id__in=in_period.values("explanation_id")).order_by(
+        "explanation_id", "created_at", "pk"
+    )
+    current, entered_review = None, None
+    start, end = filters.start, filters.end
+    for explanation_id, action, to_status, created_at in rows.values_list(
+        "explanation_id", "action", "to_status", "created_at"
+    ):
+        if explanation_id != current:
+            current, entered_review = explanation_id, None
+        counted = (start is None or created_at >= start) and (end is None or created_at < end)
+        if counted and action == "edit":
+            kpis.edits += 1
+        if counted and action == "withdraw":
+            kpis.withdrawn += 1
+        if to_status == PENDING:
+            entered_review = created_at
+        elif to_status in DECISIONS and counted:
+            setattr(kpis, to_status, getattr(kpis, to_status) + 1)
+            if entered_review is not None:
+                kpis.decision_hours.append((created_at - entered_review).total_seconds() / 3600)
+    weekly: dict[dt.date, Counter] = defaultdict(Counter)
+    for week, status, n in (
+        in_period.filter(to_status__in=DECISIONS)
+        .annotate(week=TruncWeek("created_at"))
+        .order_by()
+        .values_list("week", "to_status")
+        .annotate(n=Count("pk"))
+    ):
+        weekly[_week(week)][status] += n
+    kpis.weeks = [WeekPoint(week, dict(weekly[week])) for week in sorted(weekly)]
+    pending = Explanation.objects.filter(status=PENDING, recommendation__customer__in=customers).values_list(
+        "review_requested_at", "generated_at"
+    )
+    ages = [(now - (since or generated)).total_seconds() / 3600 for since, generated in pending]
+    kpis.pending = len(ages)
+    kpis.pending_ages = sorted(ages, reverse=True)
+    return kpis
+
+
+# --------------------------------------------------------------------------- explanation quality
+
+
+@dataclass
+class QualityKpis:
+    explanations: int = 0
+    flagged: int = 0
+    flag_counts: list[tuple[str, int]] = field(default_factory=list)  # (flag kind, explanations with it)
+    consistency: list[Bin] = field(default_factory=list)
+    confidence: list[Bin] = field(default_factory=list)
+    consistency_median: float | None = None
+    confidence_median: float | None = None
+
+    @property
+    def flag_rates(self) -> list[tuple[str, Rate]]:
+        return [(kind, Rate(n, self.explanations)) for kind, n in self.flag_counts]
+
+    @property
+    def flagged_rate(self) -> Rate:
+        return Rate(self.flagged, self.explanations)
+
+
+def _explanations(*, user: UserLike, filters: Filters) -> QuerySet[Explanation]:
+    customers = scoped_customers(user=user, filters=filters)
+    # Every batch: a new nightly batch must not hide the quality history of the period.
+    return Explanation.objects.filter(
+        filters.in_period("generated_at"), recommendation__customer__in=customers
+    ).exclude(status="failed")
+
+
+def _sql(qs: QuerySet) -> tuple[str, tuple]:
+    return qs.query.sql_with_params()
+
+
+def _histogram(ids_sql: str, params: tuple, column: str, *, low: float, high: float) -> list[Bin]:
+    bins = _bin_count(low, high)
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT width_bucket({column}, %s, %s, %s) AS b, count(*) FROM explanations_explanation "  # noqa: S608
+            f"WHERE {column} IS NOT NULL AND id IN ({ids_sql}) GROUP BY b",
+            [low, high, bins, *params],
+        )
+        counts = dict(cur.fetchall())
+    return histogram_bins(counts, low=low, high=high, bins=bins)
+
+
+def _range(lo: float | None, hi: float | None, *, floor: float, ceiling: float) -> tuple[float, float]:
+    """Return a histogram range rounded out to tenths and clipped to [floor, ceiling]."""
+    if lo is None or hi is None:
+        return floor, ceiling
+    low = max(floor, math.floor(round(lo * 10, 9)) / 10)
+    high = min(ceiling, math.ceil(round(hi * 10, 9)) / 10)
+    if high - low < 0.1:
+        high = min(ceiling, low + 0.1)
+        low = round(high - 0.1, 9)
+    return low, high
+
+
+def _bin_count(low: float, high: float) -> int:
+    """Return bins of width 0.1 for wide ranges, 0.05 for ranges under half a unit."""
+    tenths = round((high - low) * 10)
+    return tenths if tenths >= 5 else 2 * tenths
+
+
+def quality_kpis(*, user: UserLike, filters: Filters) -> QualityKpis:
+    """Return flag rates by kind and the consistency and confidence histograms (5 queries)."""
+    qs = _explanations(user=user, filters=filters)
+    stats = qs.aggregate(
+        n=Count("pk"),
+        flagged=Count("pk", filter=~Q(flags=[])),
+        c_lo=Min("consistency"),
+        c_hi=Max("consistency"),
+        p_lo=Min("confidence"),
+        p_hi=Max("confidence"),
+    )
+    kpis = QualityKpis(explanations=stats["n"], flagged=stats["flagged"])
+    ids_sql, params = _sql(qs.values("pk"))
+    with connection.cursor() as cur:
+        # A flag code is "<kind>" or "<kind>:<detail>"; rates count explanations with at least one of a kind.
+        cur.execute(
+            "SELECT split_part(f->>'code', ':', 1) AS kind, count(DISTINCT e.id) "  # noqa: S608
+            "FROM explanations_explanation e CROSS JOIN LATERAL jsonb_array_elements(e.flags) f "
+            f"WHERE jsonb_typeof(e.flags) = 'array' AND e.id IN ({ids_sql}) GROUP BY kind ORDER BY 2 DESC, 1",
+            params,
+        )
+        kpis.flag_counts = [(kind or "unknown", n) for kind, n in cur.fetchall()]
+    low, high = _range(stats["c_lo"], stats["c_hi"], floor=-1.0, ceiling=1.0)
+    kpis.consistency = _histogram(ids_sql, params, "consistency", low=low, high=high)
+    low, high = _range(stats["p_lo"], stats["p_hi"], floor=0.0, ceiling=1.0)
+    kpis.confidence = _histogram(ids_sql, params, "confidence", low=low, high=high)
+    kpis.consistency_median = _median_of_bins(kpis.consistency)
+    kpis.confidence_median = _median_of_bins(kpis.confidence)
+    return kpis
+
+
+def _median_of_bins(bins: list[Bin]) -> float | None:
+    """Return the median estimated from a histogram (linear within the median bin)."""
+    total = sum(b.count for b in bins)
+    if not total:
+        return None
+    half, seen = total / 2, 0
+    for b in bins:
+        if seen + b.count >= half:
+            return b.low + (b.high - b.low) * ((half - seen) / b.count if b.count else 0)
+        seen += b.count
+    return bins[-1].high
+
+
+# --------------------------------------------------------------------------- fairness
+
+
+@dataclass(frozen=True)
+class RegionFairness:
+    region: str
+    customers: int
+    recommended: int  # customers with at least one active recommendation
+    shown: int  # exposures first shown in the period
+    decisions: int
+    approved: int
+
+    @property
+    def recommendation_rate(self) -> Rate:
+        return Rate(self.recommended, self.customers)
+
+    @property
+    def approval_rate(self) -> Rate:
+        return Rate(self.approved, self.decisions)
+
+
+def fairness_by_region(*, user: UserLike, filters: Filters) -> list[RegionFairness]:
+    """Return per region: customers, recommendation rate, recommendations shown and approval rate (3 queries)."""
+    from explanations.models import ReviewEvent
+
+    customers = scoped_customers(user=user, filters=filters)
+    active = Recommendation.objects.filter(
+        customer=OuterRef("pk"), batch__status=RecommendationBatch.Status.ACTIVE
+    ).values("pk")[:1]
+    base = {
+        region: (n, recommended)
+        for region, n, recommended in customers.order_by()
+        .annotate(has_rec=Exists(active))
+        .values_list("region")
+        .annotate(n=Count("pk"), recommended=Count("pk", filter=Q(has_rec=True)))
+    }
+    shown = dict(
+        Exposure.objects.filter(
+            filters.in_period("first_shown_at"), first_shown_at__isnull=False, recommendation__customer__in=customers
+        )
+        .order_by()
+        .values_list("recommendation__customer__region")
+        .annotate(n=Count("pk"))
+    )
+    decisions = {
+        region: (n, approved)
+        for region, n, approved in ReviewEvent.objects.filter(
+            filters.in_period("created_at"),
+            to_status__in=DECISIONS,
+            explanation__recommendation__customer__in=customers,
+        )
+        .order_by()
+        .values_list("explanation__recommendation__customer__region")
+        .annotate(n=Count("pk"), approved=Count("pk", filter=Q(to_status="approved")))
+    }
+    return [
+        RegionFairness(
+            region=region,
+            customers=n,
+            recommended=recommended,
+            shown=shown.get(region, 0),
+            decisions=decisions.get(region, (0, 0))[0],
+            approved=decisions.get(region, (0, 0))[1],
+        )
+        for region, (n, recommended) in sorted(base.items())
+    ]
+
+
+# --------------------------------------------------------------------------- embedding drift
+
+
+@dataclass(frozen=True)
+class DriftPoint:
+    month: dt.date
+    pairs: int  # (customer, product) purchase pairs in the month
+    shift: float | None  # 1 - cos(centroid of this month, centroid of the month before)
+    from_first: float  # 1 - cos(centroid of this month, centroid of the first month)
+
+
+def embedding_drift(*, user: UserLike, filters: Filters) -> list[DriftPoint]:
+    """Return the month-by-month drift of the purchase-interest centroid in the product embedding space.
+
+    A month's centroid is the mean product vector over the distinct (customer, product) pairs sold
+    in it: where in the embedding space the customers' buying sits. Drift is one minus the cosine
+    between consecutive centroids (and between each month and the first). Cached until the data
+    or the product vectors change (3 queries when cached, 4 when not).
+    """
+    customers = scoped_customers(user=user, filters=filters)
+    version = (
+        Product.objects.aggregate(t=Max("embedded_at"), n=Count("embedding"))["t"],
+        Customer.objects.aggregate(t=Max("updated_at"))["t"],
+    )
+    raw_key = f"{getattr(user, 'pk', None)}|{filters.cache_key}|{version}"
+    key = "dashboard:drift:" + hashlib.sha256(raw_key.encode()).hexdigest()
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    from recommendations.models import Purchase
+
+    sales = Purchase.objects.filter(filters.in_period("occurred_at"), kind=Purchase.Kind.SALE, customer__in=customers)
+    sql, params = _sql(sales.values("customer_id", "product_id", "occurred_at"))
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT date_trunc('month', s.occurred_at AT TIME ZONE %s)::date AS m, s.product_id, "  # noqa: S608
+            f"count(DISTINCT s.customer_id) FROM ({sql}) s GROUP BY m, s.product_id ORDER BY m",
+            [settings.TIME_ZONE, *params],
+        )
+        rows = cur.fetchall()
+    vectors = fetch_vectors(Product._meta.db_table, {pid for _, pid, _ in rows})
+    sums: dict[dt.date, np.ndarray] = {}
+    pairs: Counter = Counter()
+    for month, product_id, n in rows:
+        vec = vectors.get(product_id)
+        if vec is None:
+            continue
+        sums[month] = sums.get(month, 0) + n * vec.astype(np.float64)
+        pairs[month] += n
+    points: list[DriftPoint] = []
+    first = prev = None
+    for month in sorted(sums):
+        centroid = sums[month] / (np.linalg.norm(sums[month]) or 1.0)
+        first = centroid if first is None else first
+        shift = None if prev is None else float(1 - np.dot(centroid, prev))
+        points.append(DriftPoint(month, pairs[month], shift, float(1 - np.dot(centroid, first))))
+        prev = centroid
+    cache.set(key, points, 3600)
+    return points
+
+
+# --------------------------------------------------------------------------- offline evaluation
+
+
+def evaluation_latest():
+    """Return the latest succeeded offline evaluation, a full run before a reduced one (None if none ran)."""
+    from recommendations.models import EvaluationRun
+
+    runs = EvaluationRun.objects.filter(status=EvaluationRun.Status.SUCCEEDED)
+    return runs.order_by("reduced", "-created_at").first()

@@ -1,0 +1,215 @@
+"""Reads of the review workflow: the review queue, one explanation's history, the policy term list.
+
+Every customer read starts from ``recommendations.selectors.customer_queryset_for`` (the one
+scoping hook), so the queue shows only explanations of customers the reviewer may see.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import BooleanField, Count, F, Max, Q, QuerySet
+from django.db.models.expressions import RawSQL
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from explanations.checks import TermList
+from explanations.models import CustomerDescription, Explanation, PolicyTerm, ReasonVersion, ReviewEvent
+from recommendations.models import RecommendationBatch
+from recommendations.selectors import UserLike, customer_queryset_for
+
+# Queue filter on the flags: value -> (label, flag-code prefix or a special rule).
+FLAG_FILTERS: dict[str, str] = {
+    "any": _("Any flag"),
+    "none": _("No flags"),
+    "error": _("Any error (blocks bulk approval)"),
+    "pii": _("Personal data"),
+    "sensitive_attribute": _("Sensitive attribute"),
+    "risky_claim": _("Risky claim"),
+    "hallucinated_entity": _("Not in the evidence"),
+    "too_long": _("Too long"),
+    "template_fallback": _("Template reason used"),
+}
+_FLAG_PREFIXES = {
+    "pii": "pii:",
+    "sensitive_attribute": "sensitive_attribute:",
+    "risky_claim": "risky_claim:",
+    "hallucinated_entity": "hallucinated_entity",
+    "too_long": "too_long",
+    "template_fallback": "template_fallback",
+}
+QUEUE_STATUSES = (Explanation.Status.PENDING_REVIEW, Explanation.Status.CHANGES_REQUESTED)
+QUEUE_SORTS = ("oldest", "newest")
+
+
+@dataclass(frozen=True)
+class ReviewQueueFilters:
+    """What the queue page and the API filter on; None means "no restriction"."""
+
+    status: str = Explanation.Status.PENDING_REVIEW
+    flag: str | None = None
+    confidence_min: float | None = None  # probabilities, 0..1
+    confidence_max: float | None = None
+    consistency_min: float | None = None  # cosine, -1..1
+    consistency_max: float | None = None
+    min_age_hours: float | None = None
+    region: str | None = None
+    sort: str = "oldest"
+
+
+def sla_hours() -> float:
+    """Return the review SLA in hours (setting ELM_REVIEW_SLA_HOURS)."""
+    return float(getattr(settings, "ELM_REVIEW_SLA_HOURS", 48))
+
+
+def _flag_condition(flag: str) -> Q | RawSQL:
+    if flag == "none":
+        return Q(flags=[])
+    if flag == "any":
+        return ~Q(flags=[])
+    if flag == "error":
+        return RawSQL(
+            """jsonb_path_exists("explanations_explanation"."flags", '$[*] ? (@.severity == "error")')""",
+            (),
+            output_field=BooleanField(),
+        )
+    prefix = _FLAG_PREFIXES[flag]
+    return RawSQL(
+        """jsonb_path_exists("explanations_explanation"."flags", '$[*] ? (@.code starts with $p)',"""
+        """ jsonb_build_object('p', %s::text))""",
+        (prefix,),
+        output_field=BooleanField(),
+    )
+
+
+def review_queue(*, user: UserLike, filters: ReviewQueueFilters | None = None) -> QuerySet[Explanation]:
+    """Return the explanations waiting for review in the active batch, filtered and sorted by age.
+
+    Each row comes with its recommendation, customer, product and the current text's editor
+    loaded (one query per page). Raises ValueError for an unknown status, flag or sort.
+    """
+    filters = filters or ReviewQueueFilters()
+    if filters.status not in QUEUE_STATUSES:
+        raise ValueError(f"unknown queue status {filters.status!r}")
+    if filters.sort not in QUEUE_SORTS:
+        raise ValueError(f"unknown sort {filters.sort!r}")
+    qs = Explanation.objects.filter(
+        status=filters.status,
+        recommendation__batch__status=RecommendationBatch.Status.ACTIVE,
+        recommendation__customer__in=customer_queryset_for(user),
+    )
+    if filters.flag:
+        if filters.flag not in FLAG_FILTERS:
+            raise ValueError(f"unknown flag filter {filters.flag!r}")
+        qs = qs.filter(_flag_condition(filters.flag))
+    for field, low, high in (
+        ("confidence", filters.confidence_min, filters.confidence_max),
+        ("consistency", filters.consistency_min, filters.consistency_max),
+    ):
+        if low is not None:
+            qs = qs.filter(**{f"{field}__gte": low})
+        if high is not None:
+            qs = qs.filter(**{f"{field}__lte": high})
+    if filters.min_age_hours is not None:
+        qs = qs.filter(review_requested_at__lte=timezone.now() - timedelta(hours=filters.min_age_hours))
+    if filters.region:
+        qs = qs.filter(recommendation__customer__region=filters.region)
+    age = F("review_requested_at")
+    order = age.asc(nulls_first=True) if filters.sort == "oldest" else age.desc(nulls_last=True)
+    return (
+        qs.select_related("recommendation__customer", "recommendation__product", "reason_edited_by")
+        .defer(
+            "recommendation__customer__embedding",
+            "recommendation__product__embedding",
+            "word_attributions",
+            "necessity",
+            "error",
+        )
+        .order_by(order, "pk")
+    )
+
+
+def review_summary(*, user: UserLike) -> dict[str, int]:
+    """Return {pending, overdue, changes_requested} counts of the active batch (one query)."""
+    cutoff = timezone.now() - timedelta(hours=sla_hours())
+    pending = Q(status=Explanation.Status.PENDING_REVIEW)
+    return Explanation.objects.filter(
+        recommendation__batch__status=RecommendationBatch.Status.ACTIVE,
+        recommendation__customer__in=customer_queryset_for(user),
+    ).aggregate(
+        pending=Count("pk", filter=pending),
+        overdue=Count("pk", filter=pending & Q(review_requested_at__lte=cutoff)),
+        changes_requested=Count("pk", filter=Q(status=Explanation.Status.CHANGES_REQUESTED)),
+    )
+
+
+def review_explanation_get(*, user: UserLike, explanation_id: int) -> Explanation:
+    """Return one explanation of a customer ``user`` may see; raise Explanation.DoesNotExist otherwise."""
+    return (
+        Explanation.objects.select_related(
+            "recommendation__customer", "recommendation__product", "recommendation__batch", "reason_edited_by"
+        )
+        .defer("recommendation__customer__embedding", "recommendation__product__embedding")
+        .get(pk=explanation_id, recommendation__customer__in=customer_queryset_for(user))
+    )
+
+
+def review_events(*, explanation: Explanation) -> list[ReviewEvent]:
+    """Return the explanation's audit events, oldest first."""
+    return list(ReviewEvent.objects.filter(explanation=explanation).order_by("created_at", "pk"))
+
+
+def reason_versions(*, explanation: Explanation) -> list[ReasonVersion]:
+    """Return every version of the explanation's reason text, the original first."""
+    return list(ReasonVersion.objects.filter(explanation=explanation).order_by("number"))
+
+
+# --------------------------------------------------------------------------- policy terms
+
+_terms_lock = threading.Lock()
+_terms_cache: dict[str, tuple[tuple, TermList]] = {}
+
+
+def policy_term_list() -> TermList:
+    """Return the active admin-edited policy terms as a compiled TermList (cached).
+
+    The list is compiled once and reused while the table is unchanged: a save or delete in this
+    process clears the cache (signal), and one cheap aggregate per call notices changes made by
+    other processes (a web process saves in the admin, a worker checks texts).
+    """
+    state = PolicyTerm.objects.aggregate(n=Count("pk"), changed=Max("updated_at"))
+    fingerprint = (state["n"], state["changed"])
+    cached = _terms_cache.get("terms")
+    if cached is not None and cached[0] == fingerprint:
+        return cached[1]
+    rows = PolicyTerm.objects.filter(is_active=True).values_list("category", "term", "is_regex")
+    terms = TermList.build(list(rows), include_defaults=False)
+    terms.compiled  # noqa: B018  (compile now, outside any request's hot path later)
+    with _terms_lock:
+        _terms_cache["terms"] = (fingerprint, terms)
+    return terms
+
+
+def policy_terms_invalidate(**kwargs) -> None:
+    """Drop the cached term list (connected to PolicyTerm's post_save and post_delete)."""
+    with _terms_lock:
+        _terms_cache.clear()
+
+
+def customer_description_for(*, user: UserLike, customer) -> tuple[CustomerDescription | None, bool]:
+    """Return the customer's description and whether ``user`` may read its text.
+
+    Reviewers, managers and admins read every text with its review state; sales read approved texts only.
+    The customer must come from ``customer_queryset_for(user)`` (the caller's scoped read).
+    """
+    from core.permissions import ADMIN, MANAGER, REVIEWER, user_has_role
+
+    description = CustomerDescription.objects.filter(customer=customer).first()
+    if description is None:
+        return None, False
+    if user_has_role(user, REVIEWER, MANAGER, ADMIN):
+        return description, True
+    return description, description.status == CustomerDescription.Status.APPROVED
