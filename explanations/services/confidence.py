@@ -78,7 +78,7 @@ def confidence_calibrate(*, horizon_days: int = 90, method: str = "isotonic") ->
 
     choice = production_choice()
     if choice.recommender == HYBRID:
-        return hybrid_confidence_calibrate(params=choice.params, horizon_days=horizon_days, method=method)
+        return hybrid_confidence_calibrate(params=choice.params, horizon_days=horizon_days)
     purchases = _purchases()
     if purchases.empty:
         raise ValueError("no purchases imported yet")

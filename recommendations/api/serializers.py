@@ -91,6 +91,8 @@ class ErrorSerializer(serializers.Serializer):
 # DRF's 400 body: each offending parameter (or non_field_errors) mapped to its messages.
 VALIDATION_ERROR_SCHEMA = {
     "type": "object",
+    # A body that is not JSON at all is answered with {"detail": "JSON parse error - ..."}.
+    "properties": {"detail": {"type": "string"}},
     "additionalProperties": {"type": "array", "items": {"type": "string"}},
 }
 

@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('recommendations', '0003_evaluation_segments'),
+        ("recommendations", "0003_evaluation_segments"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='segment',
-            name='consistency',
+            model_name="segment",
+            name="consistency",
             field=models.FloatField(null=True),
         ),
         migrations.AddField(
-            model_name='segment',
-            name='facts',
+            model_name="segment",
+            name="facts",
             field=models.TextField(blank=True),
         ),
     ]

@@ -236,7 +236,8 @@ def _describe(segments: list[dict], adapter) -> None:
 
 
 def _interpolation(segments: list[dict], adapter) -> dict:
-    """Decode points on the line between the two largest segments' centroids (ELM, or nearest products)."""
+    """Decode points on the line between the two largest segments' centroids (ELM given the nearest products,
+    or the nearest products alone)."""
     from explanations.ml.elm import interpolation_points
 
     if len(segments) < 2:
@@ -249,7 +250,9 @@ def _interpolation(segments: list[dict], adapter) -> dict:
     if adapter is not None:
         from explanations.ml.elm import decode
 
-        texts = decode(points, artifact=adapter)
+        # Grounded like the segments: pure decoding of a point says little unless the adapter is strong.
+        facts = ["Products closest to this point: " + ", ".join(n) + "." for n in nearest]
+        texts = decode(points, evidence_prompt=facts, artifact=adapter)
     else:
         texts = ["Closest products: " + ", ".join(n) + "." for n in nearest]
     ts = np.linspace(0.0, 1.0, INTERPOLATION_POINTS)

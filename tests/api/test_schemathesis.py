@@ -3,7 +3,7 @@
 Every operation and method in the schema is called with generated valid and invalid data, and every
 response goes through all of schemathesis' checks (not a server error, status code, content type,
 headers and body conform to the schema, invalid data rejected, ...). ELM_FUZZ_EXAMPLES sets the
-examples per operation and role (default 8: bounded for CI; `ELM_FUZZ_EXAMPLES=200` for a deep run).
+examples per operation and role (default 5: bounded for CI; `ELM_FUZZ_EXAMPLES=200` for a deep run).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tests.factories import ExplanationFactory, RecommendationFactory, UserFacto
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 ROLES = ("sales", "reviewer", "manager", "admin")
-EXAMPLES = int(os.environ.get("ELM_FUZZ_EXAMPLES", 8))
+EXAMPLES = int(os.environ.get("ELM_FUZZ_EXAMPLES", 5))
 CALLS: Counter = Counter()
 # Checks that cannot hold for an operation, each with the reason (every other check runs everywhere,
 # "not a server error" always). Schema gaps of other apps are listed for their owners to close.

@@ -120,3 +120,11 @@ def test_non_finite_scores_stored_by_a_batch_are_served_as_valid_json(manager, a
     (item,) = strict_json(response)
     assert item["score"] is None
     assert (item["explanation"]["consistency"], item["explanation"]["confidence"]) == (None, None)
+
+
+@pytest.mark.parametrize("username", ["u" * 100_000, "u" * 256])
+def test_an_oversize_username_is_refused_without_a_server_error(api_client, username):
+    """Refuse sign-in with a username longer than any stored one (axes records attempts in 255 characters)."""
+    response = api_client.post("/api/auth/token/", {"username": username, "password": "x"}, format="json")
+    assert response.status_code == 400
+    assert "non_field_errors" in strict_json(response)

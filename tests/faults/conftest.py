@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-REDIS_URL = os.environ.get("ELM_FAULTS_REDIS_URL", "redis://127.0.0.1:6379/9")
+# A broker db of their own, so a session-wide test worker on the default test db never takes their tasks.
+FAULTS_BROKER_DB = int(os.environ.get("ELM_FAULTS_BROKER_DB", 15))
+REDIS_URL = os.environ.get("ELM_FAULTS_REDIS_URL", f"redis://127.0.0.1:6379/{FAULTS_BROKER_DB}")
 RESULTS = ROOT / "var" / "reliability" / "results.jsonl"
 
 
@@ -26,6 +28,15 @@ def record(test: str, **figures) -> None:
     with RESULTS.open("a") as fh:
         fh.write(json.dumps(line) + "\n")
     print(json.dumps(line))  # shown with -s, and in the CI log on failure
+
+
+def valkey_url() -> str:
+    """The embedded (shared) Valkey, on the fault tests' own db."""
+    from django.conf import settings
+
+    from elmsite import embedded
+
+    return embedded.valkey_url(settings.VAR_DIR, FAULTS_BROKER_DB)
 
 
 def redis_available(url: str = REDIS_URL) -> bool:
@@ -45,8 +56,12 @@ def broker(url: str):
     before = app.conf.broker_url
 
     def switch(to: str) -> None:
-        if app._pool is not None:
-            app._pool.force_close_all()
+        from kombu import pools
+
+        # app.pool is kombu's global pool for the URL, and kombu's producer pools keep references to it:
+        # closing only app._pool leaves a closed pool behind for the next publish ("Acquire on closed
+        # pool" in later tests); reset() closes and forgets every global pool.
+        pools.reset()
         app._pool = None
         app.amqp._producer_pool = None
         app.conf.broker_url = to

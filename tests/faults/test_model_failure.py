@@ -21,7 +21,7 @@ from jobs.services import job_create, job_plan, job_retry
 from recommendations.ml import encoder
 from recommendations.models import Recommendation
 from tests.conftest import wait_for_job
-from tests.faults.conftest import broker, record, wait_until
+from tests.faults.conftest import broker, record, valkey_url, wait_until
 from tests.shop import build_shop, embed_and_recommend
 
 FAILING_WORD = "lantern"  # one product of the shop ("WHITE METAL LANTERN")
@@ -231,9 +231,9 @@ def test_a_real_worker_retries_with_backoff_marks_failed_explanations_and_finish
     build_shop(customers=4, now=timezone.now())
     embed_and_recommend()
     env = {"ELM_EXPLAIN_SHARD_SIZE": 4, "ELM_SIG_STEPS": 4}
-    url = settings.CELERY_BROKER_URL
+    url = valkey_url()
     with broker(url):
-        faulty = spawn_worker(name="faulty", faults={"encode_fail": {"contains": FAILING_WORD}}, **env)
+        faulty = spawn_worker(name="faulty", broker_url=url, faults={"encode_fail": {"contains": FAILING_WORD}}, **env)
 
         # When the batch runs
         job = job_create(kind="explain", params={"use_lm": False})
@@ -257,7 +257,7 @@ def test_a_real_worker_retries_with_backoff_marks_failed_explanations_and_finish
         faulty.stop()
 
         # When a sound worker runs and the job is retried
-        spawn_worker(name="sound", **env)
+        spawn_worker(name="sound", broker_url=url, **env)
         job_retry(job_id=job.pk)
         wait_for_job(job, timeout=300)
 

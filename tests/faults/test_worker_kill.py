@@ -11,7 +11,6 @@ import time
 
 import numpy as np
 import pytest
-from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
@@ -20,7 +19,7 @@ from jobs.models import Job, JobShard
 from jobs.services import job_create
 from recommendations.models import Customer, Product, Recommendation, RecommendationBatch
 from tests.conftest import wait_for_job
-from tests.faults.conftest import REDIS_URL, Worker, broker, record, redis_available, wait_until
+from tests.faults.conftest import REDIS_URL, Worker, broker, record, redis_available, valkey_url, wait_until
 from tests.shop import build_shop
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(600)]
@@ -89,7 +88,7 @@ def test_a_worker_killed_mid_batch_loses_no_task_and_duplicates_nothing(broker_n
     """Kill -9 the worker inside an embedding shard and inside an explanation shard; a new worker completes all."""
     if broker_name == "redis" and not redis_available():
         pytest.skip(f"no Redis server answers at {REDIS_URL}")
-    url = settings.CELERY_BROKER_URL if broker_name == "valkey" else REDIS_URL
+    url = valkey_url() if broker_name == "valkey" else REDIS_URL
     # Given a shop and the whole pipeline queued, with small shards and a slowed model
     build_shop(customers=4, now=timezone.now())
     started = time.monotonic()

@@ -160,16 +160,7 @@ class Command(BaseCommand):
         job = job_create(
             kind="embed_products",
             params={"customers": 50, "ranks": 3, "preset": "quick"},
-            then=[
-                "embed_customers",
-                "recommend",
-                "replay",  # the dashboard's real numbers on first start (recommendations at a past cutoff)
-                "train_concepts",
-                "calibrate",
-                "train_elm",
-                "explain",
-                "describe_customers",
-            ],
+            then=["embed_customers", "recommend", "train_concepts", "calibrate", "train_elm", "explain"],
         )
         try:
             chain = wait_for_pipeline(job)
@@ -179,10 +170,19 @@ class Command(BaseCommand):
             took = (j.finished_at - j.started_at).total_seconds() if j.started_at and j.finished_at else 0
             note = " (unchanged, reused)" if j.result.get("reused") else ""
             self.stdout.write(f"  {j.kind}: {j.items_done:,} items in {j.shards_total} shards, {took:.1f} s{note}")
-        rest = job_create(kind="train_elm", then=["explain", "describe_customers"])
+        # In the background, while the site serves (progress on /jobs/). Chains share their params, so
+        # the top customers' descriptions are a chain of their own; the two gpu processes run them side by side.
+        background = [
+            # the dashboard's replay of the real data at a past cutoff (reused when done), then segments
+            job_create(kind="replay", then=["segments"]),
+            job_create(kind="describe_customers", params={"customers": 50}),
+            # the fuller ELM adapter (reused when trained already), then everything else
+            job_create(kind="train_elm", then=["explain", "describe_customers"]),
+        ]
         self.stdout.write(
-            f"  in the background: the fuller ELM adapter (job #{rest.pk}, reused when trained already), then the "
-            "remaining explanations and customer descriptions — progress on /jobs/"
+            "  in the background (jobs " + ", ".join(f"#{j.pk}" for j in background) + "): the replay for the "
+            "dashboard and segments; descriptions of the top customers; the fuller ELM adapter, then the remaining "
+            "explanations and descriptions — progress on /jobs/"
         )
 
     def _books(self) -> None:
