@@ -25,6 +25,7 @@ import platform
 import statistics
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -194,6 +195,7 @@ def main() -> None:
         print(f"SIG vs IG at 20%: {faithfulness['sig_vs_ig']['0.2']}")
 
     result = {
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "model_version": encoder_version(),
         "machine": {
             "platform": platform.platform(),

@@ -330,9 +330,11 @@ ROWS = [
         "p95 ≤ 50 ms at recall@10 ≥ 0.95", ["all"], ["all", "--quick"], sum_scale, timeout=6 * 3600),
     Row("sig", "SIG word attribution (~12 words, 50 steps)", "Inseq sequential_integrated_gradients",
         "≥ 10× faster, rank correlation ≥ 0.99",
-        ["--runs", "5", "--reference-runs", "3", "--stepwise-runs", "0", "--skip-faithfulness"],
+        ["--runs", "5", "--reference-runs", "3", "--stepwise-runs", "0", "--skip-faithfulness",
+         "--out", str(RESULTS / "sig_speed.json")],
         ["--runs", "2", "--reference-runs", "1", "--stepwise-runs", "0", "--agreement-texts", "3",
-         "--skip-faithfulness"], sum_sig, needs_data=False),
+         "--skip-faithfulness", "--out", str(RESULTS / "sig_speed.json")],
+        sum_sig, needs_data=False, results=["sig_speed"]),
     Row("generation", "Reason generation", "one-at-a-time generation", "batched ≥ 3× throughput",
         ["--prompts", "32", "--threads", "1,2", "--runs", "2"],
         ["--prompts", "8", "--batch-size", "8", "--threads", "1", "--runs", "1"], sum_generation),
@@ -370,7 +372,7 @@ def run_row(row: Row, *, quick: bool) -> dict:
 def build_report(statuses: dict, *, quick: bool) -> dict:
     rows = {}
     for row in ROWS:
-        result = None if row.key == "memory" else read_result(row.key)
+        result = None if row.key == "memory" else read_result(row.results[0])
         if row.key == "demo" and result is None:
             result = DEMO_README
         entry = {"what": row.what, "baseline": row.baseline, "goal": row.goal, "status": statuses.get(row.key)}
@@ -478,7 +480,7 @@ def main() -> None:
         log(f"all rows done in {time.monotonic() - started:.0f} s")
         if args.quick:
             for key in selected:  # mark quick results so the table says so
-                path = RESULTS / f"{key}.json"
+                path = RESULTS / f"{ROW_BY_KEY[key].results[0]}.json"
                 if path.exists():
                     data = json.loads(path.read_text())
                     data["quick"] = True

@@ -73,10 +73,32 @@ def _plan_explain(job) -> list[dict]:
     return [{"ids": chunk, "size": len(chunk)} for chunk in shard(ids, settings.ELM_EXPLAIN_SHARD_SIZE)]
 
 
+def _current_task():
+    from celery import current_task
+
+    return current_task
+
+
+def on_last_attempt() -> bool:
+    """Whether the running shard task has no retry left (True outside a task, e.g. direct calls)."""
+    from jobs.tasks import MAX_RETRIES
+
+    task = _current_task()
+    if not task or task.request.id is None:  # current_task is a proxy: falsy outside a task
+        return True
+    return task.request.retries >= MAX_RETRIES
+
+
 def _run_explain(job, payload) -> int:
     from explanations.services.explain import explanations_generate
 
-    return explanations_generate(recommendation_ids=payload["ids"], use_lm=job.params.get("use_lm", True))
+    # A failing LM (e.g. it cannot load) fails the shard, which is retried with backoff; only the last
+    # attempt keeps the template reasons, flagged with the error, so the evidence still reaches review.
+    return explanations_generate(
+        recommendation_ids=payload["ids"],
+        use_lm=job.params.get("use_lm", True),
+        fall_back_on_lm_error=on_last_attempt(),
+    )
 
 
 register(

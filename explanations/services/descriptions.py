@@ -43,6 +43,7 @@ def _clean(text: str) -> str:
 
 def _checks(text: str, facts, reference: str, pseudonym: str) -> list[dict]:
     from explanations.checks import Evidence, check_text
+    from explanations.ml.profiles import facts_prompt
     from explanations.selectors import policy_term_list
     from explanations.services.explain import _catalogue_vocabulary, _source_id_flags
 
@@ -51,7 +52,8 @@ def _checks(text: str, facts, reference: str, pseudonym: str) -> list[dict]:
         evidence_products=[d for d, _ in facts.top_products],
         concepts=[c for c, _ in facts.top_categories],
         highlighted_words=[],
-        extra=[reference],  # built from the facts: its wording is supported
+        # The reference text and the facts line the LM was given: their wording and numbers are supported.
+        extra=[reference, facts_prompt(facts)],
         vocabulary=_catalogue_vocabulary(),
     )
     flags = check_text(text, evidence=evidence, terms=policy_term_list()) + _source_id_flags(text, pseudonym)

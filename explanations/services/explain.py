@@ -321,8 +321,14 @@ def text_checks(text: str, facts: Facts, attributions: dict, *, template: str = 
     return [f.as_dict() for f in flags]
 
 
-def explanations_generate(*, recommendation_ids: list[int], use_lm: bool = True) -> int:
-    """Explain the given recommendations (idempotent: an existing explanation is replaced)."""
+def explanations_generate(
+    *, recommendation_ids: list[int], use_lm: bool = True, fall_back_on_lm_error: bool = True
+) -> int:
+    """Explain the given recommendations (idempotent: an existing explanation is replaced).
+
+    When the LM fails, ``fall_back_on_lm_error`` keeps the template reason (flagged with the error);
+    otherwise the error propagates and nothing is written, so the job's shard is retried with backoff.
+    """
     from explanations.ml.sig import sig_word_attributions
     from recommendations.ml.encoder import encode, encoder_version
 
@@ -333,6 +339,10 @@ def explanations_generate(*, recommendation_ids: list[int], use_lm: bool = True)
     )
     if not recs:
         return 0
+    if use_lm and not fall_back_on_lm_error:
+        from explanations.ml.lm import get_lm
+
+        get_lm()  # an LM that cannot load fails this attempt now, before any other work is spent on it
     reference = profile.reference_time()
     steps = settings.ELM_SIG_STEPS
     calibration = latest_calibration(recs[0].batch.recommender)
@@ -366,6 +376,8 @@ def explanations_generate(*, recommendation_ids: list[int], use_lm: bool = True)
             texts, model_versions = generate_reasons([f for f, _, _ in prepared])
             reasons = [t or None for t in texts]
         except Exception as exc:  # the template reason still serves; the failure is recorded
+            if not fall_back_on_lm_error:
+                raise
             logger.exception("reason generation failed")
             lm_error = f"{type(exc).__name__}: {exc}"
     texts = [reason or template for reason, (_, _, template) in zip(reasons, prepared, strict=True)]

@@ -33,6 +33,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 
 from core.pseudonyms import pseudonym_key, pseudonymize
 from core.regions import WIDER_REGION, generalize
@@ -415,7 +416,12 @@ def _import(*, run: ImportRun, path: Path, rejected: _RejectedRowsFile, progress
             ) ON COMMIT DROP
             """
         )
-        with _Source(path) as source, cur.copy(f"COPY import_stage ({_STAGE_COLUMNS}) FROM STDIN") as copy:
+        # A writer thread sends the COPY data while this thread parses the next lines (the send releases
+        # the GIL), so parsing is not held up when the server is momentarily slower than the parser.
+        with (
+            _Source(path) as source,
+            cur.copy(f"COPY import_stage ({_STAGE_COLUMNS}) FROM STDIN", writer=QueuedLibpqWriter(cur)) as copy,
+        ):
             _stream_rows(source=source, cleaner=cleaner, copy=copy, rejected=rejected, counts=counts, progress=progress)
             bytes_total = source.bytes_total
         timings = {"read": time.monotonic() - started}

@@ -177,3 +177,22 @@ def test_customer_page_shows_the_approved_text_to_sales_without_the_checks(shop,
     # When the reviewer opens it, the flag is there
     client.force_login(reviewer)
     assert "too_long" in client.get(url).content.decode()
+
+
+def test_numbers_from_the_facts_are_not_flagged_but_invented_ones_are(shop, no_adapter):
+    """Accept the order counts the LM was given, flag a number that is in no fact."""
+    from explanations.ml.profiles import facts_prompt
+
+    # Given a customer's facts and reference text
+    _, customers = shop
+    facts = descriptions._facts_for([customers[0].pk])[customers[0].pk]
+    reference = "A reference text."
+    given = facts_prompt(facts)
+    count = str(facts.top_products[0][1])
+    # When a text repeats an order count from the facts, and another invents a number
+    faithful = descriptions._checks(f"Bought it in {count} orders.", facts, reference, customers[0].pseudonym)
+    invented = descriptions._checks("Bought it in 987 orders.", facts, reference, customers[0].pseudonym)
+    # Then only the invented number is flagged
+    assert count in given
+    assert not [f for f in faithful if f["code"] == "hallucinated_entity:number"]
+    assert [f["text"] for f in invented if f["code"] == "hallucinated_entity:number"] == ["987"]

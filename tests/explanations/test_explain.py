@@ -181,3 +181,44 @@ def test_soft_tokens_go_into_reasons_only_from_an_adapter_that_reads_vectors(mon
         chosen = explain._reason_adapter()
     # Then it is used or not as the mode and the metrics say
     assert (chosen is adapter) is used
+
+
+def test_a_failing_lm_fails_the_attempt_until_the_last_one_falls_back_to_the_template(shop, monkeypatch):
+    """Raise (so the shard retries) while retries remain; on the last attempt keep the flagged template."""
+    _, customers, batch = shop
+    ids = list(Recommendation.objects.filter(batch=batch, customer=customers[2], rank=1).values_list("id", flat=True))
+
+    # Given a language model that cannot load
+    from explanations.ml import lm
+
+    def broken(*args, **kwargs):
+        raise OSError("model file missing")
+
+    monkeypatch.setattr(lm, "get_lm", broken)
+    monkeypatch.setattr(explain, "generate_reasons", broken)
+    # When an attempt with retries left explains, the error propagates and nothing is written
+    with override_settings(ELM_SIG_STEPS=4), pytest.raises(OSError, match="model file missing"):
+        explain.explanations_generate(recommendation_ids=ids, fall_back_on_lm_error=False)
+    assert not Explanation.objects.filter(recommendation_id__in=ids).exists()
+    # When the last attempt explains, the template reason is kept and flagged with the error
+    with override_settings(ELM_SIG_STEPS=4):
+        explain.explanations_generate(recommendation_ids=ids, fall_back_on_lm_error=True)
+    exp = Explanation.objects.get(recommendation_id=ids[0])
+    assert exp.reason_text == exp.template_text
+    assert "model file missing" in exp.error
+    assert [f["code"] for f in exp.flags if f["code"] == "template_fallback"] == ["template_fallback"]
+
+
+def test_only_the_last_retry_of_a_shard_task_falls_back(monkeypatch):
+    """Count the running task's retries against the jobs' retry limit."""
+    from types import SimpleNamespace
+
+    from explanations import job_kinds
+    from jobs.tasks import MAX_RETRIES
+
+    # Outside a task (direct calls) there is no retry to wait for
+    assert job_kinds.on_last_attempt() is True
+    for retries, last in [(0, False), (MAX_RETRIES - 1, False), (MAX_RETRIES, True)]:
+        task = SimpleNamespace(request=SimpleNamespace(id="task-1", retries=retries))
+        monkeypatch.setattr(job_kinds, "_current_task", lambda task=task: task)
+        assert job_kinds.on_last_attempt() is last

@@ -3,8 +3,8 @@
 A shard whose model call raises is retried with backoff (ELM_JOB_RETRY_BACKOFF x 4^n); after its
 last retry its explanations are marked failed with the error, the other shards go on, and the job
 ends failed naming the shard; ``job_retry`` re-runs only that shard. A language model that cannot
-be used is a documented acceptance instead: the reason built from the evidence (the template) is
-stored, flagged ``template_fallback`` with the error, so no explanation is lost.
+be used fails its shard's attempts the same way, but the last attempt keeps the reason built from
+the evidence (the template), flagged ``template_fallback`` with the error, so no explanation is lost.
 """
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ def test_an_encoder_that_fails_to_load_fails_every_shard_with_the_load_error(exp
 def test_a_language_model_that_cannot_load_falls_back_to_the_evidence_template(
     explained_shop, settings, tmp_path, queued
 ):
-    """Store the template reason, flagged with the load error, when the language model cannot be used."""
+    """Retry the shards, then store the template reason flagged with the load error when the LM cannot be used."""
     # Given a language model setting that points at nothing
     settings.ELM_LM = str(tmp_path / "no-such-model")
     job = planned_explain_job(use_lm=True)
