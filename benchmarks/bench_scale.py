@@ -538,6 +538,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10k x 100k, fewer variants (CI size)")
     args = parser.parse_args()
     if args.quick:
+        # Its own data directory and database: a quick run never overwrites the full-size data.
+        global DATA
+        DATA = DATA / "quick"
+        args.database += "_quick"
         args.products, args.customers, args.queries, args.sizes = 10_000, 100_000, 200, "30000,100000"
     steps = ["generate", "load", "products", "customers"] if args.step == "all" else [args.step]
     for step in steps:

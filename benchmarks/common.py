@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+# ELM_BENCH_RESULTS points a trial run (e.g. --quick in CI) somewhere else than the committed results.
+RESULTS = Path(os.environ.get("ELM_BENCH_RESULTS", ROOT / "benchmarks" / "results"))
 LOGS = ROOT / "benchmarks" / "logs"
 # Run as plain scripts from anywhere: the project packages live at the repository root.
 if str(ROOT) not in sys.path:

@@ -9,8 +9,6 @@ the facts do not hold) and waits for a reviewer before sales see it.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 from django.db import transaction
 from django.utils import timezone
@@ -32,20 +30,15 @@ def _facts_for(customer_ids: list[int]) -> dict:
     from explanations.services.elm_training import purchase_lines
 
     # The price level is relative to the catalogue median, so the facts need every customer's lines.
-    return {cid: f for cid, f in facts_from_lines(purchase_lines()).items() if cid in set(customer_ids)}
-
-
-def _clean(text: str) -> str:
-    text = " ".join(text.split())
-    sentences = re.findall(r"[^.!?]+[.!?]", text)
-    return " ".join(s.strip() for s in sentences[:3]) if sentences else text
+    wanted = set(customer_ids)
+    return {cid: f for cid, f in facts_from_lines(purchase_lines()).items() if cid in wanted}
 
 
 def _checks(text: str, facts, reference: str, pseudonym: str) -> list[dict]:
     from explanations.checks import Evidence, check_text
     from explanations.ml.profiles import facts_prompt
     from explanations.selectors import policy_term_list
-    from explanations.services.explain import _catalogue_vocabulary, _source_id_flags
+    from explanations.services.explain import catalogue_vocabulary, source_id_flags
 
     evidence = Evidence(
         recommended="",
@@ -54,9 +47,9 @@ def _checks(text: str, facts, reference: str, pseudonym: str) -> list[dict]:
         highlighted_words=[],
         # The reference text and the facts line the LM was given: their wording and numbers are supported.
         extra=[reference, facts_prompt(facts)],
-        vocabulary=_catalogue_vocabulary(),
+        vocabulary=catalogue_vocabulary(),
     )
-    flags = check_text(text, evidence=evidence, terms=policy_term_list()) + _source_id_flags(text, pseudonym)
+    flags = check_text(text, evidence=evidence, terms=policy_term_list()) + source_id_flags(text, pseudonym)
     return [f.as_dict() for f in flags]
 
 
@@ -64,6 +57,7 @@ def customer_descriptions_generate(*, customer_ids: list[int], max_new_tokens: i
     """Describe the given customers (idempotent: a customer's description is replaced and re-reviewed)."""
     from explanations.ml import elm
     from explanations.ml.profiles import customer_profile_text, facts_prompt
+    from explanations.services.explain import clean_generated
     from recommendations.ml.encoder import encoder_version
     from recommendations.vectors import fetch_vectors
 
@@ -86,7 +80,7 @@ def customer_descriptions_generate(*, customer_ids: list[int], max_new_tokens: i
             matrix, evidence_prompt=[facts_prompt(facts[cid]) for cid in ids], artifact=artifact,
             max_new_tokens=max_new_tokens,
         )  # fmt: skip
-        texts = [_clean(t) or ref for t, ref in zip(raw, references, strict=True)]
+        texts = [clean_generated(t) or ref for t, ref in zip(raw, references, strict=True)]
         method = CustomerDescription.Method.ELM_GROUNDED
         versions = {"adapter": artifact.version, "lm": lm_id()}
     else:

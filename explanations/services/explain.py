@@ -276,14 +276,14 @@ def latest_calibration(recommender: str | None = None) -> ConfidenceCalibration 
 
 
 @cache
-def _catalogue_vocabulary() -> frozenset[str]:
+def catalogue_vocabulary() -> frozenset[str]:
     """Return the catalogue's product words, built once per worker process."""
     from explanations.checks import build_vocabulary
 
     return build_vocabulary(Product.objects.exclude(description="").values_list("description", flat=True))
 
 
-def _source_id_flags(text: str, pseudonym: str) -> list:
+def source_id_flags(text: str, pseudonym: str) -> list:
     """Flag any number in the text whose pseudonym is this customer's: its own source id, never stored."""
     from core.pseudonyms import pseudonym_key, pseudonymize
     from explanations.checks import ERROR, Flag
@@ -313,11 +313,11 @@ def text_checks(text: str, facts: Facts, attributions: dict, *, template: str = 
         concepts=[c["concept"] for c in facts.concepts if c["shared"]],
         highlighted_words=highlighted,
         extra=[template],  # the template is built from the evidence: its wording is supported
-        vocabulary=_catalogue_vocabulary(),
+        vocabulary=catalogue_vocabulary(),
     )
     # The admin-edited term list (seeded with the defaults), cached until it changes.
     flags = check_text(text, evidence=evidence, terms=policy_term_list())
-    flags += _source_id_flags(text, facts.recommendation.customer.pseudonym)
+    flags += source_id_flags(text, facts.recommendation.customer.pseudonym)
     return [f.as_dict() for f in flags]
 
 

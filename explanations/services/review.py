@@ -121,7 +121,7 @@ def reason_check(*, explanation: Explanation, text: str) -> list[dict]:
     """
     from explanations.checks import Evidence, check_text
     from explanations.selectors import policy_term_list
-    from explanations.services.explain import _catalogue_vocabulary, _source_id_flags
+    from explanations.services.explain import catalogue_vocabulary, source_id_flags
 
     rec = explanation.recommendation
     product_words = (explanation.word_attributions or {}).get("product") or {}
@@ -136,10 +136,10 @@ def reason_check(*, explanation: Explanation, text: str) -> list[dict]:
         concepts=[c["concept"] for c in explanation.concepts or [] if c.get("shared")],
         highlighted_words=highlighted,
         extra=[explanation.template_text],
-        vocabulary=_catalogue_vocabulary(),
+        vocabulary=catalogue_vocabulary(),
     )
     flags = check_text(text, evidence=evidence, terms=policy_term_list())
-    flags += _source_id_flags(text, rec.customer.pseudonym)
+    flags += source_id_flags(text, rec.customer.pseudonym)
     return [f.as_dict() for f in flags]
 
 

@@ -21,9 +21,9 @@ S = Explanation.Status
 @pytest.fixture(autouse=True)
 def fresh_vocabulary():
     """The catalogue vocabulary is cached per process; build it from this test's products."""
-    explain._catalogue_vocabulary.cache_clear()
+    explain.catalogue_vocabulary.cache_clear()
     yield
-    explain._catalogue_vocabulary.cache_clear()
+    explain.catalogue_vocabulary.cache_clear()
 
 
 @pytest.fixture

@@ -20,14 +20,14 @@ S = Explanation.Status
 @pytest.fixture
 def explained():
     """One explained recommendation of the small shop (template reason, no LM), as the job writes it."""
-    explain._catalogue_vocabulary.cache_clear()
+    explain.catalogue_vocabulary.cache_clear()
     _, customers = build_shop()
     batch = embed_and_recommend()
     rec = Recommendation.objects.get(batch=batch, customer=customers[0], rank=1)
     with override_settings(ELM_SIG_STEPS=4):
         explain.explanations_generate(recommendation_ids=[rec.pk], use_lm=False)
     yield Explanation.objects.select_related("recommendation").get(recommendation=rec)
-    explain._catalogue_vocabulary.cache_clear()
+    explain.catalogue_vocabulary.cache_clear()
 
 
 def test_the_job_queues_the_text_and_a_redelivered_shard_keeps_the_review(explained):
