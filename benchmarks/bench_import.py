@@ -69,7 +69,9 @@ def import_round(*, database: str, dataset: Path) -> dict:
     if rc:
         raise SystemExit(f"migrate failed:\n{tail}")
     load = LoadTrace()
-    rc, wall, peak_mib, tail = manage(["import_transactions", str(dataset)], database=database, log_name="import.log")
+    rc, wall, peak_mib, tail = manage(
+        ["import_transactions", str(dataset)], database=database, log_name="import-child.log"
+    )
     if rc:
         raise SystemExit(f"import failed:\n{tail}")
     with psycopg.connect(admin_conninfo(database)) as conn:

@@ -170,7 +170,7 @@ def write_result(row: str, data: dict) -> Path:
     path = RESULTS / f"{row}.json"
     payload = {"row": row, "finished_at": now_iso(), "machine": machine(), **data}
     path.write_text(json.dumps(payload, indent=2, default=float) + "\n")
-    print(f"wrote {path.relative_to(ROOT)}", file=sys.stderr)
+    print(f"wrote {path}", file=sys.stderr)
     return path
 
 

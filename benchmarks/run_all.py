@@ -138,46 +138,51 @@ def sum_scale(r: dict) -> dict:
         if p and (best is None or p["p95_ms"] < best["p95_ms"]):
             best, best_variant = p, v["build"]
     cust = r.get("customers", {}).get("sizes", {})
-    cust_text = []
-    met_customers = True
+    cust_text, cust_1m = [], None
     for size, entry in sorted(cust.items(), key=lambda kv: int(kv[0])):
-        for b in entry["builds"]:
-            p = _best_point(b["curve"], 0.95)
-            bb = b["build"]
-            build = (
-                f"build {bb['build_s'] / 60:.0f} min"
-                if bb["finished"]
-                else f"build unfinished after {bb['build_s'] / 60:.0f} min"
-            )
-            cust_text.append(
-                f"{int(size):,} customers {bb['kind']}: {build}, {_fmt(bb['index_mib'], 0)} MiB, "
-                + (
-                    f"p95 {p['p95_ms']:.1f} ms at recall {p['recall_at_10']:.3f} (ef {p['ef_search']})"
-                    if p
-                    else "recall 0.95 not reached"
-                )
-            )
-            if int(size) >= 1_000_000 and (p is None or p["p95_ms"] > 50):
-                met_customers = False
+        # Per size: the fastest point at recall >= 0.95 over every index built, else the best recall.
+        points = [(p, b["build"]) for b in entry["builds"] for p in b["curve"]]
+        ok = [(p, b) for p, b in points if p["recall_at_10"] >= 0.95]
+        if ok:
+            p, b = min(ok, key=lambda pb: pb[0]["p95_ms"])
+            text = f"p95 {p['p95_ms']:.0f} ms at recall {p['recall_at_10']:.3f}"
+        elif points:
+            p, b = max(points, key=lambda pb: pb[0]["recall_at_10"])
+            text = f"best recall {p['recall_at_10']:.3f} (p95 {p['p95_ms']:.0f} ms)"
+        else:
+            continue
+        cust_text.append(
+            f"{int(size) // 1000:,}k: {text}, {b['kind']} m={b['m']} ef_search {p['ef_search']}, "
+            f"build {b['build_s'] / 60:.0f} min, {_fmt(b['index_mib'], 0)} MiB"
+        )
+        if int(size) >= 1_000_000:
+            cust_1m = bool(ok) and p["p95_ms"] <= 50
     exact = prod.get("exact", {})
-    measured = (
-        f"products for a customer (100k index): {best_variant['kind']} m={best_variant['m']} "
-        f"efc={best_variant['ef_construction']}, ef_search {best['ef_search']}"
-        + (f" + re-rank {best['rerank']}" if best.get("rerank") else "")
-        + f": p95 {best['p95_ms']:.1f} ms at recall@10 {best['recall_at_10']:.3f} "
-        f"(exact scan p95 {exact.get('p95_ms', 0):.0f} ms)"
-        if best
-        else "products: recall 0.95 not reached"
-    )
+    if best:
+        measured = (
+            f"products for a customer (100k-product index, queries = sampled customers): {best_variant['kind']} "
+            f"m={best_variant['m']} efc={best_variant['ef_construction']}, ef_search {best['ef_search']}"
+            + (f" + re-rank {best['rerank']}" if best.get("rerank") else "")
+            + f": p95 {best['p95_ms']:.1f} ms at recall@10 {best['recall_at_10']:.3f}; exact scan p95 "
+            f"{exact.get('p95_ms', 0):.0f} ms"
+        )
+    else:
+        measured = "products for a customer: recall 0.95 not reached"
     if cust_text:
-        measured += ". Customers for a product: " + "; ".join(cust_text)
+        measured += ". Customers for a product (index over customers): " + "; ".join(cust_text)
+    met = bool(best and best["p95_ms"] <= 50)
     return {
         "measured": measured,
         "ratio": exact["p95_ms"] / best["p95_ms"] if best and exact else None,
-        "ratio_text": f"exact p95 / index p95 = {exact['p95_ms'] / best['p95_ms']:.1f}×" if best and exact else "–",
-        "met": bool(best and best["p95_ms"] <= 50) and met_customers,
-        "limit": "CPU time per graph hop on 2 shared cores; customer vectors (means of many products) crowd "
-        "together, so the 1M customer index needs a wide ef_search",
+        "ratio_text": f"exact p95 / index p95 = {exact['p95_ms'] / best['p95_ms']:.1f}× (products)"
+        if best and exact
+        else "–",
+        "met": met if cust_1m is not False else ("partial" if met else False),
+        "met_text": "⚠️ met for products for a customer; **missed** for customers for a product at 1M"
+        if met and cust_1m is False
+        else None,
+        "limit": "CPU per graph hop on 2 shared cores; customer vectors (means of many products) crowd together "
+        "(mean pairwise cosine 0.61 vs 0.13 for products), so the 1M customer index needs a wider search",
     }
 
 
@@ -220,7 +225,7 @@ def sum_generation(r: dict) -> dict:
         "measured": "; ".join(parts) + f" ({r['prompts']} real prompts, batch {r['batch_size']}, "
         f"{r['max_new_tokens']} new tokens, CPU; no GPU lent)",
         "ratio": r["speedup"],
-        "ratio_text": f"{r['speedup']:.2f}× (worst thread count)",
+        "ratio_text": f"{r['speedup']:.2f}× (the lowest over the thread counts measured)",
         "met": r["speedup"] >= 3,
         "limit": "a 135M model on CPU: each decoding step of a batch is a few small matmuls, "
         "memory-bound; padding to the longest prompt",
@@ -408,7 +413,7 @@ def write_markdown(report: dict) -> None:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for i, e in enumerate(report["rows"].values(), start=1):
-        met = {True: "✅ met", False: "❌ **missed**", None: "–"}[e.get("met")]
+        met = e.get("met_text") or {True: "✅ met", False: "❌ **missed**", None: "–"}.get(e.get("met"), "–")
         load = e.get("loadavg")
         load_text = f"{load[0]:.1f}" if isinstance(load, list) and load else "–"
         when = (e.get("measured_at") or "")[:10]
@@ -490,7 +495,7 @@ def main() -> None:
     report = build_report(statuses, quick=args.quick)
     (RESULTS / "latest.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
     write_markdown(report)
-    log(f"wrote {(RESULTS / 'latest.json').relative_to(ROOT)} and {BENCHMARKS_MD.name}")
+    log(f"wrote {RESULTS / 'latest.json'} and {BENCHMARKS_MD}")
     failed = [k for k, s in statuses.items() if s["returncode"]]
     if failed:
         raise SystemExit(f"rows failed: {', '.join(failed)} (see benchmarks/logs/)")
