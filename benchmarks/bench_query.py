@@ -1,6 +1,6 @@
 """Row 3: the recommendation query on the real data, HNSW index against exact (sequential scan) search.
 
-    .venv/bin/python benchmarks/bench_query.py [--customers N] [--ef-search 40,100]
+    .venv/bin/python benchmarks/bench_query.py [--customers N] [--ef-search 40,100,200,400,800]
 
 The query is the production one (``recommend.SEARCH_SQL``: top ``ELM_RECOMMENDATIONS_PER_CUSTOMER``
 merchandise products by cosine similarity, excluding what the customer bought in the last
@@ -28,7 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=0, help="sample size (0 = every customer with a vector)")
     parser.add_argument(
-        "--ef-search", default="40,100,150,200", help="hnsw.ef_search values (the setting is the default)"
+        "--ef-search", default="40,100,200,400,800", help="hnsw.ef_search values (the setting is the default)"
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -246,7 +246,9 @@ ELM_RECOMMENDER_DIR = Path(os.environ.get("ELM_RECOMMENDER_DIR", VAR_DIR / "mode
 ELM_ENCODER_BATCH_SIZE = env_int("ELM_ENCODER_BATCH_SIZE", 64)
 # "auto" picks CUDA when the worker has it.
 ELM_DEVICE = os.environ.get("ELM_DEVICE", "auto")
-ELM_HNSW_EF_SEARCH = env_int("ELM_HNSW_EF_SEARCH", 100)
+# 400: the smallest measured setting with recall@10 = 1.0 against exact search on the real data
+# (BENCHMARKS.md row 3: 100 gave 0.9990, 200 0.9999), at p95 4.6 ms.
+ELM_HNSW_EF_SEARCH = env_int("ELM_HNSW_EF_SEARCH", 400)
 ELM_SHARD_SIZE = env_int("ELM_SHARD_SIZE", 512)
 # A failed shard is retried after this many seconds x 4^attempt (5 s, 20 s, 80 s), then marked failed.
 ELM_JOB_RETRY_BACKOFF = float(os.environ.get("ELM_JOB_RETRY_BACKOFF", 5))
@@ -261,7 +263,14 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 # Explanations
-ELM_SIG_STEPS = env_int("ELM_SIG_STEPS", 20)  # Gauss-Legendre nodes per word path in the batch job
+# SIG word attributions: "exact" evaluates each word path's integral in closed form (n_words + 1
+# forward passes); "gausslegendre" / "riemann_trapezoid" integrate it with ELM_SIG_STEPS nodes.
+ELM_SIG_METHOD = os.environ.get("ELM_SIG_METHOD", "exact")
+if ELM_SIG_METHOD not in ("exact", "gausslegendre", "riemann_trapezoid"):
+    raise ImproperlyConfigured(
+        f"ELM_SIG_METHOD must be exact, gausslegendre or riemann_trapezoid, not {ELM_SIG_METHOD!r}"
+    )
+ELM_SIG_STEPS = env_int("ELM_SIG_STEPS", 20)  # quadrature nodes per word path (quadrature methods only)
 ELM_REASON_MAX_TOKENS = env_int("ELM_REASON_MAX_TOKENS", 60)
 # Give the reason-writing LM the ELM adapter's soft tokens of the customer and product vectors:
 # "auto" = only when the adapter in use measurably reads vectors (its pure-decoding SC beats the

@@ -10,9 +10,17 @@ on the output of the word-embedding layer (``inputs_embeds``), so position and t
 and the embedding LayerNorm are applied exactly as for a real input. By completeness each word's
 attribution approximates ``f(x) - f(x with that word masked)``.
 
-All words x steps points are evaluated together: the path points are stacked along the batch dimension
-and pushed through the encoder in as few forward/backward passes as ``batch_size`` allows, with
-gradients taken with respect to the inputs only.
+That approximation is only the quadrature's: word i's path is a straight line that moves word i alone,
+so by the gradient theorem its integral of ``<grad f, x_i - baseline>`` is exactly
+``f(x) - f(x with word i masked)``. ``method="exact"`` (the default, what the product serves) computes
+that value directly: one forward batch of n_words + 1 sequences, no gradients, no quadrature error.
+The quadrature methods stay, because the tests check that they converge to it (which is how we know
+the closed form is SIG's value and not a different attribution) and the benchmark compares them with
+Inseq's implementation.
+
+For the quadrature methods, all words x steps points are evaluated together: the path points are
+stacked along the batch dimension and pushed through the encoder in as few forward/backward passes as
+``batch_size`` allows, with gradients taken with respect to the inputs only.
 
 Plain Integrated Gradients over the same words (all words move together from the all-``[MASK]``
 input) is here as well, because the faithfulness comparison needs both from the same code.
@@ -33,7 +41,8 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-Method = Literal["gausslegendre", "riemann_trapezoid"]
+Method = Literal["exact", "gausslegendre", "riemann_trapezoid"]
+QuadratureMethod = Literal["gausslegendre", "riemann_trapezoid"]
 
 # Token rows (sequences x tokens) per forward/backward pass when no batch size is given. A ~12-word
 # description at 50 steps is 600 sequences of ~16 tokens (9,600 rows, about 2 GiB of activations
@@ -58,8 +67,8 @@ class WordAttribution:
     normalized: np.ndarray  # attributions / sum(|attributions|), so the shares' absolute values sum to 1
     score: float  # f(x)
     baseline_scores: np.ndarray  # f(x with word i's tokens replaced by [MASK])
-    completeness_errors: np.ndarray  # attributions - (score - baseline_scores)
-    steps: int
+    completeness_errors: np.ndarray  # attributions - (score - baseline_scores); zeros for method "exact"
+    steps: int  # quadrature nodes per word path; 0 for method "exact" (no quadrature)
     method: str
     elapsed_s: float
     model_version: str
@@ -121,7 +130,7 @@ def split_words(text: str) -> list[str]:
     return text.split()
 
 
-def quadrature(steps: int, method: Method) -> tuple[np.ndarray, np.ndarray]:
+def quadrature(steps: int, method: QuadratureMethod) -> tuple[np.ndarray, np.ndarray]:
     """Return (alphas, weights) on [0, 1] for the path integral; same nodes as Captum's IG."""
     if steps < 2:
         raise ValueError("steps must be at least 2")
@@ -280,13 +289,15 @@ def sig_word_attributions(
     target: np.ndarray,
     *,
     steps: int = 50,
-    method: Method = "gausslegendre",
+    method: Method = "exact",
     batch_size: int | None = None,
 ) -> WordAttribution:
     """Attribute ``cos(encode(text), target)`` to the words of ``text`` with Sequential Integrated Gradients.
 
-    ``batch_size`` is the number of path points (sequences) per forward/backward pass; by default as
-    many as fit ``DEFAULT_TOKEN_BUDGET`` token rows, which is one pass for a product description.
+    ``method="exact"`` evaluates each word path's integral in closed form and ignores ``steps``; the
+    quadrature methods integrate numerically with ``steps`` nodes. ``batch_size`` is the number of
+    sequences per forward (and backward) pass; by default as many as fit ``DEFAULT_TOKEN_BUDGET`` token
+    rows, which is one pass for a product description.
     """
     from recommendations.ml.encoder import encoder_version
 
@@ -294,13 +305,17 @@ def sig_word_attributions(
     model = _encoder()
     bert = model[0].auto_model
     prep = _prepare(model, text, target)
-    alphas, weights = quadrature(steps, method)
     rows_per_pass = _rows_per_pass(prep.embeds.shape[0], batch_size)
-    with _inputs_only_grad(bert):
-        per_position = _path_integrals(bert, prep, prep.word_masks, alphas, weights, rows_per_pass)
-    attributions = per_position.sum(dim=1).cpu().numpy()
     scores = _forward_scores(bert, prep, _with_unmasked_row(prep.word_masks), rows_per_pass)
     score, baseline_scores = float(scores[0]), scores[1:]
+    if method == "exact":
+        attributions = score - baseline_scores
+        steps = 0
+    else:
+        alphas, weights = quadrature(steps, method)
+        with _inputs_only_grad(bert):
+            per_position = _path_integrals(bert, prep, prep.word_masks, alphas, weights, rows_per_pass)
+        attributions = per_position.sum(dim=1).cpu().numpy()
     return WordAttribution(
         text=text,
         words=prep.words,
@@ -323,7 +338,7 @@ def ig_word_attributions(
     target: np.ndarray,
     *,
     steps: int = 50,
-    method: Method = "gausslegendre",
+    method: QuadratureMethod = "gausslegendre",
     batch_size: int | None = None,
 ) -> IntegratedGradientsAttribution:
     """Attribute ``cos(encode(text), target)`` to words with plain IG from the all-[MASK] input."""

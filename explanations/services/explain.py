@@ -321,6 +321,13 @@ def text_checks(text: str, facts: Facts, attributions: dict, *, template: str = 
     return [f.as_dict() for f in flags]
 
 
+def sig_version() -> str:
+    """Return the version tag of the word attributions the settings produce."""
+    if settings.ELM_SIG_METHOD == "exact":
+        return "sig-exact"
+    return f"sig-{settings.ELM_SIG_STEPS}-{settings.ELM_SIG_METHOD}"
+
+
 def explanations_generate(
     *, recommendation_ids: list[int], use_lm: bool = True, fall_back_on_lm_error: bool = True
 ) -> int:
@@ -344,7 +351,7 @@ def explanations_generate(
 
         get_lm()  # an LM that cannot load fails this attempt now, before any other work is spent on it
     reference = profile.reference_time()
-    steps = settings.ELM_SIG_STEPS
+    sig_options = {"steps": settings.ELM_SIG_STEPS, "method": settings.ELM_SIG_METHOD}
     calibration = latest_calibration(recs[0].batch.recommender)
     calibrator = None
     if calibration is not None:
@@ -359,12 +366,12 @@ def explanations_generate(
     for rec in recs:
         facts = explanation_facts(recommendation=rec, reference=reference, loaded=loaded[rec.customer_id])
         attributions = {
-            "product": sig_word_attributions(rec.product.description, facts.customer_vector, steps=steps).as_dict()
+            "product": sig_word_attributions(rec.product.description, facts.customer_vector, **sig_options).as_dict()
         }
         top = next((r for r in facts.evidence_rows if r.get("product_id")), None)
         if top:
             attributions["evidence"] = sig_word_attributions(
-                top["description"], facts.product_vector, steps=steps
+                top["description"], facts.product_vector, **sig_options
             ).as_dict()
             attributions["evidence"]["product_id"] = top["product_id"]
         prepared.append((facts, attributions, template_reason(facts)))
@@ -385,7 +392,7 @@ def explanations_generate(
     versions = {
         "encoder": encoder_version(),
         "recommender": recs[0].batch.model_version,
-        "sig": f"sig-{settings.ELM_SIG_STEPS}-gausslegendre",
+        "sig": sig_version(),
         **model_versions,
         "calibration": calibration.pk if calibration else None,
     }

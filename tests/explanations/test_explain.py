@@ -20,7 +20,6 @@ def shop():
     return products, customers, batch
 
 
-@override_settings(ELM_SIG_STEPS=8)
 def test_explanations_hold_exact_evidence_and_word_attributions(shop):
     """Explain recommendations with evidence that sums to the score, SIG words and a template reason."""
     # Given the top-2 recommendations of the first customer
@@ -39,10 +38,13 @@ def test_explanations_hold_exact_evidence_and_word_attributions(shop):
         top = exp.evidence[0]["description"]
         assert top.split()[0].lower() in exp.template_text.lower()
         assert exp.reason_text == exp.template_text
-        # And the product words are attributed with SIG
-        words = exp.word_attributions["product"]["words"]
-        assert words == rec.product.description.split()
-        assert abs(sum(abs(x) for x in exp.word_attributions["product"]["normalized"]) - 1) < 1e-6
+        # And the product words are attributed with SIG, its path integrals in closed form (the default)
+        product_words = exp.word_attributions["product"]
+        assert product_words["words"] == rec.product.description.split()
+        assert abs(sum(abs(x) for x in product_words["normalized"]) - 1) < 1e-6
+        assert product_words["method"] == "exact" and exp.versions["sig"] == "sig-exact"
+        drops = [product_words["score"] - b for b in product_words["baseline_scores"]]
+        assert product_words["attributions"] == pytest.approx(drops, abs=1e-9)
         # And the counterfactual check ran, and the consistency was measured
         assert set(exp.necessity) >= {"removed", "drops_out", "new_rank"}
         assert -1 <= exp.consistency <= 1
@@ -52,6 +54,18 @@ def test_explanations_hold_exact_evidence_and_word_attributions(shop):
         assert exp.status == Explanation.Status.PENDING_REVIEW
         assert list(exp.reason_versions.values_list("number", "text")) == [(1, exp.reason_text)]
         assert list(exp.review_events.values_list("from_status", "to_status")) == [("generated", "pending_review")]
+
+
+@override_settings(ELM_SIG_METHOD="gausslegendre", ELM_SIG_STEPS=4)
+def test_quadrature_sig_is_a_setting(shop):
+    """Integrate the SIG paths numerically when the settings ask for a quadrature, and say so in the versions."""
+    _, customers, batch = shop
+    ids = list(Recommendation.objects.filter(batch=batch, customer=customers[1], rank=1).values_list("id", flat=True))
+    explain.explanations_generate(recommendation_ids=ids, use_lm=False)
+    exp = Explanation.objects.get(recommendation_id=ids[0])
+    assert exp.versions["sig"] == "sig-4-gausslegendre"
+    assert exp.word_attributions["product"]["method"] == "gausslegendre"
+    assert exp.word_attributions["product"]["steps"] == 4
 
 
 def test_explaining_again_replaces_instead_of_duplicating(shop):

@@ -196,7 +196,7 @@ def test_matches_the_stepwise_reference_and_inseq(real_pairs):
     for text, target in real_pairs:
         # Given a real description and a customer-like target
         # When attributing with the batched implementation and both references
-        ours = sig_word_attributions(text, target, steps=steps).attributions
+        ours = sig_word_attributions(text, target, steps=steps, method="gausslegendre").attributions
         stepwise = reference_sig_stepwise(text, target, steps=steps)
         inseq = inseq_sig(text, target, steps=steps)
 
@@ -213,10 +213,33 @@ def test_chunked_passes_give_the_same_attributions(real_pairs):
     from explanations.ml.sig import sig_word_attributions
 
     text, target = real_pairs[1]
-    one_pass = sig_word_attributions(text, target, steps=6)
-    chunked = sig_word_attributions(text, target, steps=6, batch_size=5)
-    np.testing.assert_allclose(chunked.attributions, one_pass.attributions, atol=1e-6)
-    np.testing.assert_allclose(chunked.baseline_scores, one_pass.baseline_scores, atol=1e-6)
+    for method in ("gausslegendre", "exact"):
+        one_pass = sig_word_attributions(text, target, steps=6, method=method)
+        chunked = sig_word_attributions(text, target, steps=6, method=method, batch_size=2)
+        np.testing.assert_allclose(chunked.attributions, one_pass.attributions, atol=1e-6)
+        np.testing.assert_allclose(chunked.baseline_scores, one_pass.baseline_scores, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_exact_method_is_the_limit_of_the_quadrature_and_agrees_with_inseq(real_pairs, christmas_target):
+    """Make the closed form equal the 50-step path integrals (ours and Inseq's) up to quadrature error."""
+    from explanations.ml.sig import sig_word_attributions
+
+    for text, target in [*real_pairs, ("RED CHRISTMAS TREE BAUBLE", christmas_target)]:
+        # Given a real description and a target
+        # When attributing in closed form and by 50-step quadrature, ours and Inseq's
+        exact = sig_word_attributions(text, target)
+        integrated = sig_word_attributions(text, target, steps=50, method="gausslegendre")
+        inseq = inseq_sig(text, target, steps=50)
+
+        # Then the closed form is the integral's value: the words rank alike and the values differ by
+        # no more than the quadrature error bound of test_each_word_path_is_complete
+        assert exact.method == "exact" and exact.steps == 0
+        np.testing.assert_allclose(exact.attributions, integrated.attributions, atol=2e-3)
+        np.testing.assert_allclose(exact.attributions, inseq, atol=2e-3)
+        assert spearmanr(exact.attributions, inseq).statistic >= 0.99, (text, exact.attributions, inseq)
+        np.testing.assert_allclose(exact.completeness_errors, 0.0, atol=1e-12)
+        assert exact.score == pytest.approx(integrated.score, abs=1e-6)
 
 
 @pytest.mark.slow
