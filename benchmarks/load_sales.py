@@ -221,7 +221,9 @@ def main() -> None:
     web = start_web(host="127.0.0.1", port=port, workers=args.web_workers, log_dir=LOGS, cwd=ROOT, env=env)
     # Small explanation shards, so the batch visibly progresses during a bounded run.
     worker_env = {**env, "ELM_EXPLAIN_SHARD_SIZE": "4"}
-    worker = start_worker(name="load", queues="default,gpu", concurrency=1, log_dir=LOGS, cwd=ROOT, env=worker_env)
+    worker = start_worker(
+        name="load", queues="default,gpu,search", concurrency=1, log_dir=LOGS, cwd=ROOT, env=worker_env
+    )
     try:
         wait_for_log(web, b"Booting worker")
         wait_for_log(worker, b"ready.")

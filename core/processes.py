@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,27 @@ class Child:
             # A second Ctrl-C means "now": the task is not acknowledged, so the broker redelivers it.
             self.proc.kill()
             self.proc.wait(5)
+
+
+def stop_all(children: Sequence[Child], *, timeout: float = 30) -> None:
+    """Stop every child warmly and in parallel; kill those left after ``timeout`` or a second Ctrl-C.
+
+    All children get SIGTERM at once, so a busy worker's warm shutdown does not delay the others, and
+    an interrupt while waiting means "now" for every child still running, not only the one waited on.
+    """
+    alive = [c for c in children if c.proc.poll() is None]
+    for child in alive:
+        child.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    try:
+        for child in alive:
+            child.proc.wait(max(0.0, deadline - time.monotonic()))
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        pass  # what is still running is killed below; unacknowledged tasks are redelivered by the broker
+    for child in alive:
+        if child.proc.poll() is None:
+            child.proc.kill()
+            child.proc.wait(5)
 
 
 def _spawn(name: str, cmd: list[str], *, log_dir: Path, env: dict, cwd: Path) -> Child:

@@ -1,7 +1,8 @@
 """Semantic product search: a natural-language query -> products, through pgvector's HNSW index.
 
 The web process never imports torch, so the query is encoded by a worker (``search.gpu_encode_query``
-on the gpu queue) and the vector is cached by query text: a repeated query costs no worker call.
+on the ``ELM_SEARCH_QUEUE`` queue, "search": its own, so that a query never waits behind long model
+jobs on the gpu queue) and the vector is cached by query text: a repeated query costs no worker call.
 The nearest products come from the HNSW index; with a customer, candidates are re-ranked by a
 blend of query similarity and similarity to the customer's vector.
 """
@@ -87,13 +88,23 @@ def _cache_key(text: str) -> str:
 
 
 def _workers_alive() -> bool:
+    """Return whether a running worker consumes the search queue (it may still be too busy to answer)."""
     from elmsite.celery import app
 
     try:
-        return bool(app.control.ping(timeout=settings.ELM_SEARCH_PING_TIMEOUT))
+        replies = app.control.inspect(timeout=settings.ELM_SEARCH_PING_TIMEOUT).active_queues() or {}
+        return any(q.get("name") == settings.ELM_SEARCH_QUEUE for queues in replies.values() for q in queues)
     except Exception:  # the broker itself is unreachable: no worker can answer either
-        logger.exception("search: ping of the workers failed")
+        logger.exception("search: asking the workers for their queues failed")
         return False
+
+
+def search_workers_warm_up() -> None:
+    """Have a search worker load the encoder now, so that the first real query does not wait for it."""
+    from elmsite.celery import app
+
+    # Loading the model takes a few seconds, longer than a user's query is given (ELM_SEARCH_ENCODE_TIMEOUT).
+    app.send_task(ENCODE_TASK, args=["warm up"], queue=settings.ELM_SEARCH_QUEUE, expires=300)
 
 
 def query_vector(text: str) -> np.ndarray:
@@ -112,7 +123,7 @@ def query_vector(text: str) -> np.ndarray:
 
     timeout = settings.ELM_SEARCH_ENCODE_TIMEOUT
     # expires: a query nobody waits for any more is dropped rather than encoded by a late worker.
-    result = app.send_task(ENCODE_TASK, args=[text], queue="gpu", expires=timeout + 5)
+    result = app.send_task(ENCODE_TASK, args=[text], queue=settings.ELM_SEARCH_QUEUE, expires=timeout + 5)
     try:
         payload = result.get(timeout=timeout, interval=0.05, propagate=True)
     except CeleryTimeoutError:
@@ -125,8 +136,9 @@ def query_vector(text: str) -> np.ndarray:
             "no_worker",
             _(
                 "Semantic search needs a background worker and none is running. "
-                "Ask an administrator to start one (celery -A elmsite worker -Q gpu,default)."
-            ),
+                "Ask an administrator to start one (celery -A elmsite worker -Q %(queue)s)."
+            )
+            % {"queue": settings.ELM_SEARCH_QUEUE},
         ) from None
     finally:
         # The vector is cached here; the result row in the database is no longer needed.

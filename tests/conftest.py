@@ -72,7 +72,7 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
         "ELM_VISIBILITY_TIMEOUT": "30",
         "ELM_SHARD_SIZE": "8",  # small shards so every job is really split across tasks
     }
-    cmd = [sys.executable, "-m", "celery", "-A", "elmsite", "worker", "-Q", "default,gpu", "-c", "2",
+    cmd = [sys.executable, "-m", "celery", "-A", "elmsite", "worker", "-Q", "default,gpu,search", "-c", "2",
            "-n", f"test-{os.getpid()}@%h", "--without-gossip", "--without-mingle", "--loglevel", "INFO"]  # fmt: skip
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parent.parent, env=env, stdout=out, stderr=out)

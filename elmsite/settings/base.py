@@ -296,6 +296,9 @@ ELM_AB_SALT = os.environ.get("ELM_AB_SALT", "elm-ab-1")
 # Semantic search: queries are encoded by a worker (web processes never load torch) and the
 # vectors cached by query text. The cache lives in its own Valkey/Redis database (clearing it
 # must never touch the broker's queues); without a Redis broker it is per process.
+# Query encoding has a queue of its own, so that a search never waits behind hour-long model jobs on
+# the gpu queue; `demo` runs a small single-process worker for it (the encoder only).
+ELM_SEARCH_QUEUE = os.environ.get("ELM_SEARCH_QUEUE", "search")
 ELM_SEARCH_ENCODE_TIMEOUT = float(os.environ.get("ELM_SEARCH_ENCODE_TIMEOUT", 5))
 ELM_SEARCH_PING_TIMEOUT = float(os.environ.get("ELM_SEARCH_PING_TIMEOUT", 0.5))
 ELM_SEARCH_CACHE_SECONDS = env_int("ELM_SEARCH_CACHE_SECONDS", 7 * 24 * 3600)

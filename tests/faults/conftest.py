@@ -122,7 +122,7 @@ def spawn_worker(tmp_path, django_db_blocker):
             **({"CELERY_BROKER_URL": broker_url} if broker_url else {}),
             **{k: str(v) for k, v in env.items()},
         }
-        cmd = [sys.executable, "-m", "tests.faults.worker", "-Q", "default,gpu", "-c", "1",
+        cmd = [sys.executable, "-m", "tests.faults.worker", "-Q", "default,gpu,search", "-c", "1",
                "-n", f"faults-{name}-{os.getpid()}-{len(started)}@%h",
                "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO"]  # fmt: skip
         with open(log, "wb") as out:

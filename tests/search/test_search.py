@@ -77,15 +77,23 @@ def sales_client(client):
     return client
 
 
-def test_query_vector_is_encoded_by_a_gpu_worker_and_cached(encoder):
-    """Send the normalized query to the gpu queue once; the second lookup comes from the cache."""
+def test_query_vector_is_encoded_by_a_worker_on_the_search_queue_and_cached(encoder):
+    """Send the normalized query to the search queue once; the second lookup comes from the cache."""
     # when
     first = selectors.query_vector(selectors.normalize_query("  Gifts for a   GARDEN centre "))
     second = selectors.query_vector("gifts for a garden centre")
     # then
-    assert encoder == [("search.gpu_encode_query", "gifts for a garden centre", "gpu")]
+    assert encoder == [("search.gpu_encode_query", "gifts for a garden centre", "search")]
     assert np.allclose(first, second)
     assert first.shape == (384,)
+
+
+def test_warm_up_sends_one_query_to_the_search_queue(encoder):
+    """Ask a search worker to load the encoder before the first user query arrives."""
+    # when
+    selectors.search_workers_warm_up()
+    # then
+    assert encoder == [("search.gpu_encode_query", "warm up", "search")]
 
 
 def test_search_orders_products_by_similarity_to_the_query(encoder, catalogue, sales_client):
@@ -136,7 +144,8 @@ def test_search_page_without_a_query_shows_examples(encoder, sales_client):
 
 def test_search_says_clearly_when_no_worker_is_running(sales_client, settings, monkeypatch):
     """Answer 503 with an explanation when no worker encodes the query in time and none answers a ping."""
-    # given no worker consumes this test broker's gpu queue
+    # given no worker consumes the search queue (a name no test worker listens on)
+    settings.ELM_SEARCH_QUEUE = "search-with-no-worker"
     settings.ELM_SEARCH_ENCODE_TIMEOUT = 0.3
     settings.ELM_SEARCH_PING_TIMEOUT = 0.2
     # when
@@ -145,6 +154,7 @@ def test_search_says_clearly_when_no_worker_is_running(sales_client, settings, m
     # then
     assert response.status_code == 503
     assert "none is running" in response.content.decode()
+    assert "-Q search-with-no-worker" in response.content.decode()
     assert api.status_code == 503
     assert api.json()["code"] == "no_worker"
 
@@ -196,3 +206,8 @@ def test_a_real_worker_encodes_the_query(celery_worker_process, settings):
     assert vector.shape == (384,)
     assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-3)
     assert float(vector @ again) < 0.9
+    # and the worker is known to consume the search queue, and no other queue name passes for it
+    settings.ELM_SEARCH_PING_TIMEOUT = 2.0
+    assert selectors._workers_alive()
+    settings.ELM_SEARCH_QUEUE = "search-with-no-worker"
+    assert not selectors._workers_alive()

@@ -18,6 +18,7 @@ from django.db import transaction
 
 from core import processes
 from elmsite import embedded
+from search.selectors import search_workers_warm_up
 
 DEMO_USERS = [
     ("sales", "sales", "Sam", "Sales"),
@@ -92,8 +93,7 @@ class Command(BaseCommand):
             stopping = True
             self.stdout.write("\nStopping… (workers finish their current task; Ctrl-C again stops them at once)")
         finally:
-            for child in reversed(children):
-                child.stop()
+            processes.stop_all(children)
             if started:
                 embedded.stop_all(var)
             if stopping or children:
@@ -126,7 +126,7 @@ class Command(BaseCommand):
         call_command("import_transactions", str(dataset))
 
     def _start_workers(self, var: Path) -> list[processes.Child]:
-        self._step("Starting Celery workers (queues: gpu, default)")
+        self._step("Starting Celery workers (queues: gpu, default, search)")
         log_dir = var / "log"
         # Two single-threaded processes rather than one with two torch threads: on a shared 2-core CPU,
         # OpenMP spin-waits make threaded small matmuls slower, while two shards in parallel scale.
@@ -137,10 +137,17 @@ class Command(BaseCommand):
         default = processes.start_worker(
             name="default", queues="default", concurrency=2, log_dir=log_dir, cwd=settings.BASE_DIR
         )
-        for child in (gpu, default):
+        # Searches are interactive: one small process (the encoder only) keeps them answered while the
+        # gpu processes spend minutes on adapter training and explanation shards.
+        search = processes.start_worker(
+            name="search", queues=settings.ELM_SEARCH_QUEUE, concurrency=1, log_dir=log_dir, cwd=settings.BASE_DIR,
+            env={"ELM_TORCH_THREADS": "1"},
+        )  # fmt: skip
+        for child in (gpu, default, search):
             processes.wait_for_log(child, b"ready.", timeout=90)
             self.stdout.write(f"  worker {child.name}: pid {child.proc.pid}, log {child.log}")
-        return [gpu, default]
+        search_workers_warm_up()
+        return [gpu, default, search]
 
     def _start_beat(self, var: Path) -> processes.Child:
         self._step("Starting Celery beat (nightly refresh; schedules editable in the admin)")
