@@ -169,3 +169,92 @@ def test_two_placeholders_take_their_blocks_in_order(model_and_tokenizer):
     table = model.get_input_embeddings()
     assert torch.allclose(embeds[: len(first)], table(torch.tensor(first)))
     assert torch.allclose(embeds[len(first) + 2 : start], table(torch.tensor(middle)))
+
+
+# ---------------------------------------------------------------------------- batched greedy decoding
+
+SHARED_START = [
+    [SYSTEM, {"role": "user", "content": "Describe a customer who buys candles."}],
+    [SYSTEM, {"role": "user", "content": "Describe a café that orders mugs, tea sets and cake stands."}],
+    [SYSTEM, {"role": "user", "content": "Why would a florist buy ribbon?"}],
+]
+
+
+def _embedded(model_and_tokenizer, prompts):
+    import torch
+
+    model, tokenizer = model_and_tokenizer
+    rows = [lm.prompt_embeddings(model, tokenizer, p, None) for p in prompts]
+    pad = model.get_input_embeddings()(torch.tensor([tokenizer.pad_token_id]))[0]
+    return model, tokenizer, rows, pad
+
+
+def test_shared_prefix_is_the_common_start_of_every_row(model_and_tokenizer):
+    """Share the rows' common start (the system message), and nothing between unrelated prompts."""
+    _, tokenizer, rows, _ = _embedded(model_and_tokenizer, [*SHARED_START, "What is a lunch bag?"])
+    with_system = rows[:3]
+    shared = lm.shared_prefix_length(with_system)
+    # the chat template's system block is common; each row keeps a remainder
+    assert lm.MIN_SHARED_PREFIX <= shared < min(len(r) for r in with_system)
+    assert SYSTEM["content"] in tokenizer.decode(lm.prompt_segments(tokenizer, SHARED_START[0])[0][:shared])
+    assert all((r[:shared] == with_system[0][:shared]).all() for r in with_system)
+    assert not all((r[: shared + 1] == with_system[0][: shared + 1]).all() for r in with_system)
+    # a raw prompt shares no chat template with them, and one row alone has nothing to share
+    assert lm.shared_prefix_length(rows) == 0
+    assert lm.shared_prefix_length(rows[:1]) == 0
+
+
+def test_prefill_with_a_shared_prefix_gives_each_row_its_own_next_token_logits(model_and_tokenizer):
+    """Compute the common start once and still give every row the logits it would get alone."""
+    import torch
+
+    model, _, rows, pad = _embedded(model_and_tokenizer, SHARED_START)
+    assert lm.shared_prefix_length(rows) > 0
+    with torch.inference_mode():
+        batched, _, _ = lm._prefill(model, rows, pad)
+        alone = torch.stack([model(inputs_embeds=r[None]).logits[0, -1].float() for r in rows])
+    assert torch.allclose(batched, alone, atol=1e-3)
+
+
+def test_a_finished_row_leaves_the_batch_without_changing_the_others(model_and_tokenizer):
+    """Drop a row at its end token (cache rows included) and keep decoding the rest exactly as before."""
+    import torch
+
+    model, tokenizer, rows, pad = _embedded(model_and_tokenizer, SHARED_START)
+    eos = lm._stop_ids(model, tokenizer)
+    with torch.inference_mode():
+        # Given the tokens each row generates
+        full = lm._greedy_batch(model, rows, pad, max_new_tokens=12, eos_ids=eos, repetition_penalty=1.15)
+        # When a token only the first row generates is made an end token (so that row leaves early)
+        others = {t for row in full[1:] for t in row}
+        cut = next(k for k, t in enumerate(full[0]) if t not in others)
+        dropped = lm._greedy_batch(
+            model, rows, pad, max_new_tokens=12, eos_ids=[*eos, full[0][cut]], repetition_penalty=1.15
+        )
+    # Then that row ends there and the others are unchanged
+    assert dropped[0] == full[0][:cut]
+    assert dropped[1:] == full[1:]
+
+
+def test_greedy_decoding_matches_generate_for_a_single_prompt(model_and_tokenizer):
+    """Produce exactly the tokens of model.generate (greedy, repetition penalty) for one prompt."""
+    import torch
+
+    model, tokenizer, rows, pad = _embedded(model_and_tokenizer, SHARED_START[:1])
+    eos = lm._stop_ids(model, tokenizer)
+    with torch.inference_mode():
+        ours = lm._greedy_batch(model, rows, pad, max_new_tokens=20, eos_ids=eos, repetition_penalty=1.15)[0]
+        reference = model.generate(
+            inputs_embeds=rows[0][None],
+            attention_mask=torch.ones(1, len(rows[0]), dtype=torch.long),
+            max_new_tokens=20,
+            do_sample=False,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            repetition_penalty=1.15,
+            eos_token_id=eos,
+            pad_token_id=tokenizer.pad_token_id,
+        )[0].tolist()
+    # generate pads nothing for one row, but stops with (and returns) the end token
+    assert ours == [t for t in reference if t not in eos]
