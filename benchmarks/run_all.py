@@ -260,7 +260,9 @@ def sum_demo(r: dict) -> dict:
         "ratio": None,
         "ratio_text": "–",
         "met": r["returncode"] == 0 and (r.get("ready_s") or 1e9) <= 600,
-        "limit": "language-model reasons for the first wave of explanations",
+        "limit": "the longest steps: "
+        + ", ".join(f"{k} ({v:.0f} s)" for k, v in sorted(r["steps_s"].items(), key=lambda kv: -kv[1])[:2])
+        + " (train_elm: the quick adapter's 75 s training budget plus held-out decoding, on one worker thread)",
     }
 
 
