@@ -21,16 +21,7 @@ class Child:
 
     def stop(self, timeout: float = 30) -> None:
         """Stop warmly, or at once when the wait times out or the user interrupts it again."""
-        if self.proc.poll() is not None:
-            return
-        # Warm shutdown: a Celery worker finishes (or, with acks_late, requeues) its current task.
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except (subprocess.TimeoutExpired, KeyboardInterrupt):
-            # A second Ctrl-C means "now": the task is not acknowledged, so the broker redelivers it.
-            self.proc.kill()
-            self.proc.wait(5)
+        stop_all([self], timeout=timeout)
 
 
 def stop_all(children: Sequence[Child], *, timeout: float = 30) -> None:
@@ -40,6 +31,7 @@ def stop_all(children: Sequence[Child], *, timeout: float = 30) -> None:
     an interrupt while waiting means "now" for every child still running, not only the one waited on.
     """
     alive = [c for c in children if c.proc.poll() is None]
+    # Warm shutdown: a Celery worker finishes (or, with acks_late, requeues) its current task.
     for child in alive:
         child.proc.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + timeout
@@ -47,7 +39,7 @@ def stop_all(children: Sequence[Child], *, timeout: float = 30) -> None:
         for child in alive:
             child.proc.wait(max(0.0, deadline - time.monotonic()))
     except (subprocess.TimeoutExpired, KeyboardInterrupt):
-        pass  # what is still running is killed below; unacknowledged tasks are redelivered by the broker
+        pass  # "now": what still runs is killed below; its unacknowledged task is redelivered by the broker
     for child in alive:
         if child.proc.poll() is None:
             child.proc.kill()

@@ -422,9 +422,10 @@ def _greedy_batch(
             logits = torch.where(seen, penalized, logits)
         token = logits.argmax(dim=-1)
         finished = torch.isin(token, stop)
-        for live, original in enumerate(rows.tolist()):
-            if not finished[live]:
-                generated[original].append(int(token[live]))
+        # One transfer per step for the bookkeeping, not one per row.
+        for original, tok, done in zip(rows.tolist(), token.tolist(), finished.tolist(), strict=True):
+            if not done:
+                generated[original].append(tok)
         keep = (~finished).nonzero().squeeze(-1)
         if step == max_new_tokens - 1 or keep.numel() == 0:
             break
