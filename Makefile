@@ -13,10 +13,12 @@ demo: install
 test: install-dev browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
+# lint-imports checks the layer contract in pyproject.toml (docs/architecture.md).
 lint: install-dev
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
