@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_load.py [--duration 60] [--connections 20] [--workers 2]
 
-Starts the production web server the way ``demo`` does (``core.processes.start_web``: gunicorn, 2
+Starts the production web server the way ``demo`` does (``elmsite.processes.start_web``: gunicorn, 2
 workers x 4 threads, ``DJANGO_DEBUG=0``) on a free port of 127.0.0.1 against the benchmark database,
 signs in a sales user whose book holds the sampled customers (the busiest ones, those with the most
 explanations first), and drives it with ``wrk`` (Debian package; ``--connections`` connections, 2
@@ -187,7 +187,7 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from core import processes
+    from elmsite import processes
 
     user, pseudonyms = prepare(args.customers)
     cookie = session_cookie(user)

@@ -220,7 +220,7 @@ def ensure_database(name: str) -> bool:
 
 def start_workers(count: int, *, queues: str = "gpu,default", threads: int = 1, tag: str = "bench") -> list:
     """Start ``count`` Celery worker processes (concurrency 1 each) on the benchmark broker db."""
-    from core import processes
+    from elmsite import processes
 
     LOGS.mkdir(parents=True, exist_ok=True)
     children = [

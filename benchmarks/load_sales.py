@@ -207,7 +207,7 @@ def main() -> None:
     parser.add_argument("--no-lm", action="store_true", help="explain with template reasons only (faster)")
     args = parser.parse_args()
     setup_django()
-    from core.processes import start_web, start_worker, wait_for_log
+    from elmsite.processes import start_web, start_worker, wait_for_log
     from jobs.services import job_create
     from outcomes.models import Outcome
 

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI served locally: there is no CDN
     "django_celery_results",
     "django_celery_beat",  # schedules (nightly refresh) editable in the admin
+    "elmsite",  # the wiring's own commands (demo, services): outside the layers, above every app
     "core",
     "jobs",
     "recommendations",

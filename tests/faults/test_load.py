@@ -15,7 +15,7 @@ import sys
 import pytest
 from django.utils import timezone
 
-from core.processes import start_web, wait_for_log
+from elmsite.processes import start_web, wait_for_log
 from jobs.models import Job
 from jobs.services import job_create
 from tests.faults.conftest import ROOT, broker, record, valkey_url, wait_until

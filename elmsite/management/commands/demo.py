@@ -16,8 +16,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from core import processes
-from elmsite import embedded
+from elmsite import embedded, processes
 from search.selectors import search_workers_warm_up
 
 DEMO_USERS = [
@@ -157,18 +156,15 @@ class Command(BaseCommand):
         return beat
 
     def _compute(self) -> None:
+        from jobs import pipeline
         from jobs.progress import JobFailed, wait_for_pipeline
-        from jobs.services import job_create
+        from jobs.services import job_create, pipeline_start
 
         self._step("Embedding, recommending, training concepts, calibrating, explaining (in the workers)")
         # The first wave of explanations (top 3 for the 50 most active customers) is ready before serving,
         # written with a quickly trained ELM adapter (or the one already there); the rest is explained in the
         # background while the site runs, after the fuller adapter training.
-        job = job_create(
-            kind="embed_products",
-            params={"customers": 50, "ranks": 3, "preset": "quick"},
-            then=["embed_customers", "recommend", "train_concepts", "calibrate", "train_elm", "explain"],
-        )
+        job = pipeline_start(steps=pipeline.DEMO, params={"customers": 50, "ranks": 3, "preset": "quick"})
         try:
             chain = wait_for_pipeline(job)
         except JobFailed as exc:
@@ -181,10 +177,10 @@ class Command(BaseCommand):
         # the top customers' descriptions are a chain of their own; the two gpu processes run them side by side.
         background = [
             # the dashboard's replay of the real data at a past cutoff (reused when done), then segments
-            job_create(kind="replay", then=["segments"]),
+            pipeline_start(steps=pipeline.ANALYSIS),
             job_create(kind="describe_customers", params={"customers": 50}),
             # the fuller ELM adapter (reused when trained already), then everything else
-            job_create(kind="train_elm", then=["explain", "describe_customers"]),
+            pipeline_start(steps=pipeline.DEMO_BACKGROUND),
         ]
         self.stdout.write(
             "  in the background (jobs " + ", ".join(f"#{j.pk}" for j in background) + "): the replay for the "

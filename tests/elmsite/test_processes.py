@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from core import processes
+from elmsite import processes
 
 # A child that says when its SIGTERM handler is installed; on SIGTERM it exits 3 ("warm") or ignores it.
 CHILD = """
