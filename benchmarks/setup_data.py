@@ -41,13 +41,14 @@ def ensure_data(*, dataset: Path | None = None) -> dict:
         )
         if rc:
             raise SystemExit(f"import failed:\n{tail}")
+    from jobs import pipeline
     from jobs.progress import wait_for_pipeline
-    from jobs.services import job_create
+    from jobs.services import pipeline_start
 
     workers = start_workers(1, tag="setup")
     try:
         started = time.monotonic()
-        job = job_create(kind="embed_products", then=["embed_customers", "recommend", "train_concepts", "calibrate"])
+        job = pipeline_start(steps=pipeline.steps(*pipeline.EMBED, "recommend", "train_concepts", "calibrate"))
         chain = wait_for_pipeline(job, timeout=3600, stream=open(os.devnull, "w"))  # noqa: SIM115
         steps = {j.kind: {"items": j.items_done, "reused": bool(j.result.get("reused"))} for j in chain}
         log(f"pipeline done in {time.monotonic() - started:.0f} s: {steps}")

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from jobs import registry
+from jobs import pipeline, registry
 from jobs.models import Job, JobShard
 
 logger = logging.getLogger(__name__)
@@ -25,6 +25,12 @@ def job_create(*, kind: str, params: dict | None = None, then: Sequence[str] = (
         job = Job.objects.create(kind=kind, params=params or {}, then=list(then), created_by=created_by, parent=parent)
         transaction.on_commit(lambda: _enqueue_plan(job.pk))
     return job
+
+
+def pipeline_start(*, steps: Sequence[str], params: dict | None = None, created_by=None) -> Job:
+    """Create the first job of ``steps`` (a selection from ``jobs.pipeline``); each success starts the next."""
+    first, *rest = steps
+    return job_create(kind=first, params=params, then=rest, created_by=created_by)
 
 
 def _enqueue_plan(job_id: int) -> None:
@@ -204,15 +210,13 @@ def _describe(exc: BaseException) -> str:
     return "".join(traceback.format_exception_only(type(exc), exc)).strip() + "\n" + traceback.format_exc(limit=8)
 
 
-# The nightly refresh: embed changed entities, refresh the recommendations, explain the new ones.
-NIGHTLY_CHAIN = ("embed_products", "embed_customers", "recommend", "explain")
 # A job still "running" after this long is taken as dead (its worker was lost) and does not block.
 NIGHTLY_STALE_AFTER_HOURS = 24
 _NIGHTLY_LOCK = 0x454C4D4E  # "ELMN": one advisory lock id for starting the nightly chain
 
 
 def nightly_refresh_start(
-    *, chain: Sequence[str] = NIGHTLY_CHAIN, params: dict | None = None, created_by=None
+    *, chain: Sequence[str] = pipeline.NIGHTLY, params: dict | None = None, created_by=None
 ) -> Job | None:
     """Start the refresh chain unless a job of it is queued or running; return the first job or None.
 
@@ -223,7 +227,6 @@ def nightly_refresh_start(
 
     from django.db import connection
 
-    first, *rest = chain
     with transaction.atomic():
         with connection.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", [_NIGHTLY_LOCK])
@@ -234,4 +237,4 @@ def nightly_refresh_start(
         if busy:
             logger.info("nightly refresh skipped: a job of the chain is still queued or running")
             return None
-        return job_create(kind=first, params={**(params or {}), "nightly": True}, then=rest, created_by=created_by)
+        return pipeline_start(steps=chain, params={**(params or {}), "nightly": True}, created_by=created_by)

@@ -8,7 +8,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
 
-from jobs import registry, services
+from jobs import pipeline, registry, services
 from jobs.models import Job, JobShard
 
 logger = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ def _retry_or_fail(task, *, job_id: int, index: int, exc: Exception) -> None:
 
 @shared_task(name="jobs.nightly_refresh", acks_late=True, time_limit=120, soft_time_limit=110)
 def nightly_refresh(chain: list[str] | None = None, params: dict | None = None) -> int | None:
-    """Start the nightly refresh chain (beat calls this; the schedule's kwargs may change the chain)."""
-    job = services.nightly_refresh_start(chain=chain or services.NIGHTLY_CHAIN, params=params)
+    """Start the nightly refresh chain, ``jobs.pipeline.NIGHTLY`` (beat calls this; a ``chain`` in the
+    schedule's kwargs overrides it)."""
+    job = services.nightly_refresh_start(chain=chain or pipeline.NIGHTLY, params=params)
     return job.pk if job else None

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 
 from core.audit import audit_record
 from core.permissions import ADMIN, MANAGER, role_required, user_has_role
-from jobs import registry, selectors, services
+from jobs import pipeline, registry, selectors, services
 from jobs.models import Job, JobShard
 
 JOBS_PER_PAGE = 25
@@ -33,12 +33,13 @@ class Startable:
     label: str = ""  # the kind's own label when empty
 
 
+# The buttons: single steps of jobs.pipeline, except "embed", which starts its EMBED selection.
 STARTABLE = (
     Startable("import", "import", (), gettext_lazy("Import the configured Online Retail file (new lines only).")),
     Startable(
         "embed",
-        "embed_products",
-        ("embed_customers",),
+        pipeline.EMBED[0],
+        pipeline.EMBED[1:],
         gettext_lazy("Embed changed products, then recompute changed customer vectors."),
         gettext_lazy("Embed products and customers"),
     ),

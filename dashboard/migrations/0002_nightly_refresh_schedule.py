@@ -21,12 +21,13 @@ def create_schedule(apps, schema_editor):
         name=NAME,
         task=TASK,
         crontab=crontab,
-        kwargs=json.dumps({"chain": ["embed_products", "embed_customers", "recommend", "explain"]}),
+        # No chain in the kwargs: the task runs jobs.pipeline.NIGHTLY, the one definition of the steps.
+        kwargs=json.dumps({}),
         enabled=True,
         description=(
-            "Starts the job chain embed products -> embed customers -> recommend -> explain. "
-            "Skipped when a job of the chain is still queued or running. Edit 'chain' in the keyword "
-            "arguments to change the steps."
+            "Starts the nightly job chain (jobs.pipeline.NIGHTLY: embed products -> embed customers -> "
+            "recommend -> explain). Skipped when a job of the chain is still queued or running. Put a "
+            '"chain" list in the keyword arguments to run other steps instead.'
         ),
     )
     # Beat re-reads the schedule when this marker changes (the post_save signal does not run here).

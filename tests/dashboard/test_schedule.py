@@ -9,17 +9,19 @@ import pytest
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
+from jobs import pipeline
 from jobs.models import Job
 from jobs.tasks import nightly_refresh
 
 pytestmark = pytest.mark.django_db
 
 
-def test_the_migration_creates_an_enabled_nightly_schedule():
+def test_the_migration_creates_an_enabled_nightly_schedule_that_runs_the_pipelines_chain():
     task = PeriodicTask.objects.get(task="jobs.nightly_refresh")
     assert task.enabled
     assert (task.crontab.minute, task.crontab.hour, str(task.crontab.timezone)) == ("30", "2", "Europe/London")
-    assert json.loads(task.kwargs)["chain"] == ["embed_products", "embed_customers", "recommend", "explain"]
+    # No chain of its own: the task falls back to jobs.pipeline.NIGHTLY, the one definition of the steps.
+    assert "chain" not in json.loads(task.kwargs)
 
 
 def test_beat_reads_the_schedule_from_the_database(settings):
@@ -30,17 +32,16 @@ def test_beat_reads_the_schedule_from_the_database(settings):
     assert "jobs.nightly_refresh" in app.tasks
 
 
-def test_the_task_starts_the_chain_and_skips_while_it_runs():
-    # When
-    first = nightly_refresh(chain=["embed_products", "embed_customers", "recommend", "explain"])
-    second = nightly_refresh()
-    # Then
+def test_the_task_starts_the_nightly_chain_and_skips_while_it_runs():
+    # Given the schedule's own kwargs (none)
+    kwargs = json.loads(PeriodicTask.objects.get(task="jobs.nightly_refresh").kwargs)
+    # When beat fires twice
+    first = nightly_refresh(**kwargs)
+    second = nightly_refresh(**kwargs)
+    # Then the first start runs the pipeline's nightly selection, and the second waits for it
     job = Job.objects.get(pk=first)
-    assert (job.kind, job.then, job.params) == (
-        "embed_products",
-        ["embed_customers", "recommend", "explain"],
-        {"nightly": True},
-    )
+    assert [job.kind, *job.then] == list(pipeline.NIGHTLY)
+    assert job.params == {"nightly": True}
     assert second is None and Job.objects.count() == 1
 
 

@@ -2,8 +2,9 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from jobs import pipeline
 from jobs.progress import JobFailed, wait_for_pipeline
-from jobs.services import job_create
+from jobs.services import pipeline_start
 
 
 class Command(BaseCommand):
@@ -19,8 +20,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, customers, ranks, no_lm, retrain, wait, timeout, **options):
         params = {"customers": customers, "ranks": ranks, "use_lm": not no_lm, "force": retrain}
-        job = job_create(kind="train_concepts", params=params, then=["calibrate", "explain"])
-        self.stdout.write(f"Queued job #{job.pk}: concepts -> calibration -> explanations.")
+        job = pipeline_start(steps=pipeline.EXPLAIN, params=params)
+        self.stdout.write(f"Queued job #{job.pk}: {' -> '.join(pipeline.EXPLAIN)}.")
         if wait:
             try:
                 chain = wait_for_pipeline(job, timeout=timeout)

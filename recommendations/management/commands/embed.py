@@ -2,8 +2,9 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from jobs import pipeline
 from jobs.progress import JobFailed, wait_for_pipeline
-from jobs.services import job_create
+from jobs.services import pipeline_start
 
 
 class Command(BaseCommand):
@@ -15,9 +16,9 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=None)
 
     def handle(self, *args, wait, then_recommend, timeout, **options):
-        then = ["embed_customers"] + (["recommend"] if then_recommend else [])
-        job = job_create(kind="embed_products", then=then)
-        self.stdout.write(f"Queued embedding job #{job.pk} (then: {', '.join(then)}).")
+        steps = pipeline.steps(*pipeline.EMBED, "recommend") if then_recommend else pipeline.EMBED
+        job = pipeline_start(steps=steps)
+        self.stdout.write(f"Queued embedding job #{job.pk} (then: {', '.join(steps[1:])}).")
         if wait:
             try:
                 chain = wait_for_pipeline(job, timeout=timeout)

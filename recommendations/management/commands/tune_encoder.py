@@ -32,9 +32,11 @@ class Command(BaseCommand):
                 written = encoder_activate(version=opts["activate"])
             except (FileNotFoundError, RuntimeError) as exc:
                 raise CommandError(str(exc)) from exc
-            from jobs.services import job_create
+            from jobs import pipeline
+            from jobs.services import pipeline_start
 
-            job = job_create(kind="embed_customers", then=["recommend"])
+            # Product vectors are already switched: the rest of the pipeline from the customer vectors on.
+            job = pipeline_start(steps=pipeline.steps("embed_customers", "recommend"))
             self.stdout.write(
                 f"{written} product vectors switched to {opts['activate']}; customer vectors and recommendations "
                 f"follow in job #{job.pk}."
