@@ -21,7 +21,7 @@ from common import LoadTrace, log, median, self_peak_rss_mib, setup_django, writ
 def real_prompts(n: int) -> list:
     from django.conf import settings
 
-    from explanations.job_kinds import recommendations_to_explain
+    from explanations.selectors import recommendations_to_explain
     from explanations.services.explain import customer_profile, explanation_facts, reason_prompt
     from recommendations import profile
     from recommendations.models import Recommendation, RecommendationBatch

@@ -1,10 +1,10 @@
-"""Job kinds of this app: the replay of a past cutoff, and the import of the configured data file."""
+"""Job kinds of this app: the replay of a past cutoff (the dashboard registers only its own kinds)."""
 
 from __future__ import annotations
 
 from django.conf import settings
 
-from jobs.registry import JobKind, register, shard
+from jobs.registry import JobKind, register, reuse, shard
 
 
 def _plan_replay(job) -> list[dict]:
@@ -16,9 +16,7 @@ def _plan_replay(job) -> list[dict]:
     if run_id is None:
         reused = None if job.params.get("force") else replay.replay_run_reusable(cutoff=cutoff, horizon_days=horizon)
         if reused is not None:
-            job.result = {**job.result, "replay_run_id": reused.pk, "reused": True}
-            job.save(update_fields=["result"])
-            return []
+            return reuse(job, replay_run_id=reused.pk)
         # A redelivered planning message reuses the run it already started.
         run_id = replay.replay_run_start(cutoff=cutoff, horizon_days=horizon, job=job).pk
         job.result = {**job.result, "replay_run_id": run_id}
@@ -47,28 +45,5 @@ register(
         plan=_plan_replay,
         run_shard=_run_replay,
         finalize=_finalize_replay,
-    )
-)
-
-
-def _run_import(job, payload) -> int:
-    from pathlib import Path
-
-    from recommendations.services.importer import transactions_import
-
-    # The file is the configured data set: the jobs page does not take paths from the browser.
-    run = transactions_import(path=Path(settings.ELM_DATASET_PATH))
-    job.result = {**job.result, "import_run_id": run.pk, "rows_inserted": run.rows_inserted}
-    job.save(update_fields=["result"])
-    return 1
-
-
-register(
-    JobKind(
-        name="import",
-        label="Import transactions",
-        plan=lambda job: [{"size": 1}],
-        run_shard=_run_import,
-        time_limit=3600,
     )
 )

@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.conf import settings
 
-from explanations.models import Concept, ConfidenceCalibration
-from jobs.registry import JobKind, register, shard
-from recommendations.models import Customer, Recommendation, RecommendationBatch
+from explanations import selectors
+from jobs.registry import JobKind, one_shard, register, reuse, shard
 
 
-def _one_shard(job) -> list[dict]:
-    return [{"size": 1}]
-
-
-def _stale_since(model, field: str):
-    """Plan one shard unless ``model``'s newest ``field`` is newer than the last embedding change."""
-    from django.db.models import Max
-
-    from recommendations.job_kinds import latest_embedding_change
+def _unless_current(current: Callable[[], bool]) -> Callable:
+    """Plan one shard unless ``current()`` says the last fit is newer than every vector (``force`` refits)."""
 
     def plan(job) -> list[dict]:
-        last = model.objects.aggregate(t=Max(field))["t"]
-        changed = latest_embedding_change()
-        if not job.params.get("force") and last and changed and last > changed:
-            job.result = {**job.result, "reused": True}
-            job.save(update_fields=["result"])
-            return []
-        return _one_shard(job)
+        if not job.params.get("force") and current():
+            return reuse(job)
+        return one_shard(job)
 
     return plan
 
@@ -49,48 +39,14 @@ def _calibrate(job, payload) -> int:
     return 1
 
 
-def recommendations_to_explain(*, customers: int | None = None, ranks: int | None = None) -> list[int]:
-    """Return ids of active-batch recommendations without an explanation (or a failed one), most active first."""
-    from django.db.models import Q
-
-    from explanations.models import Explanation
-
-    qs = Recommendation.objects.filter(
-        Q(explanation__isnull=True) | Q(explanation__status=Explanation.Status.FAILED),
-        batch__status=RecommendationBatch.Status.ACTIVE,
-    )
-    if ranks:
-        qs = qs.filter(rank__lte=ranks)
-    qs = qs.order_by("-customer__order_count", "customer_id", "rank")
-    if customers:
-        most_active = Customer.objects.filter(embedding__isnull=False).order_by("-order_count", "id")
-        qs = qs.filter(customer_id__in=list(most_active.values_list("id", flat=True)[:customers]))
-    return list(qs.values_list("id", flat=True))
-
-
 def _plan_explain(job) -> list[dict]:
-    ids = recommendations_to_explain(customers=job.params.get("customers"), ranks=job.params.get("ranks"))
+    ids = selectors.recommendations_to_explain(customers=job.params.get("customers"), ranks=job.params.get("ranks"))
     return [{"ids": chunk, "size": len(chunk)} for chunk in shard(ids, settings.ELM_EXPLAIN_SHARD_SIZE)]
-
-
-def _current_task():
-    from celery import current_task
-
-    return current_task
-
-
-def on_last_attempt() -> bool:
-    """Whether the running shard task has no retry left (True outside a task, e.g. direct calls)."""
-    from jobs.tasks import MAX_RETRIES
-
-    task = _current_task()
-    if not task or task.request.id is None:  # current_task is a proxy: falsy outside a task
-        return True
-    return task.request.retries >= MAX_RETRIES
 
 
 def _run_explain(job, payload) -> int:
     from explanations.services.explain import explanations_generate
+    from jobs.tasks import on_last_attempt
 
     # A failing LM (e.g. it cannot load) fails the shard, which is retried with backoff; only the last
     # attempt keeps the template reasons, flagged with the error, so the evidence still reaches review.
@@ -105,7 +61,7 @@ register(
     JobKind(
         name="train_concepts",
         label="Train concepts",
-        plan=_stale_since(Concept, "trained_at"),
+        plan=_unless_current(selectors.concepts_current),
         run_shard=_train_concepts,
     )
 )
@@ -113,25 +69,16 @@ register(
     JobKind(
         name="calibrate",
         label="Calibrate confidence",
-        plan=_stale_since(ConfidenceCalibration, "created_at"),
+        plan=_unless_current(selectors.calibration_current),
         run_shard=_calibrate,
     )
 )
 
 
 def _explain_failed(job, payload, error: str) -> None:
-    """Mark the shard's recommendations failed with the error; complete explanations are kept."""
-    from explanations.models import Explanation
+    from explanations.services.explain import explanations_mark_failed
 
-    ids = payload["ids"]
-    message = error[:4000]
-    Explanation.objects.filter(recommendation_id__in=ids, status=Explanation.Status.FAILED).update(error=message)
-    have = set(Explanation.objects.filter(recommendation_id__in=ids).values_list("recommendation_id", flat=True))
-    missing = [i for i in ids if i not in have]
-    Explanation.objects.bulk_create(
-        [Explanation(recommendation_id=i, status=Explanation.Status.FAILED, error=message) for i in missing],
-        ignore_conflicts=True,
-    )
+    explanations_mark_failed(recommendation_ids=payload["ids"], error=error)
 
 
 register(
@@ -146,40 +93,11 @@ register(
 )
 
 
-def current_adapter_config() -> dict | None:
-    """Return the config of the adapter in use (read from disk, no torch), or None if there is none."""
-    import json
-
-    from explanations.ml.elm import adapter_root
-
-    root = adapter_root()
-    try:
-        version = (root / "CURRENT").read_text().strip()
-        return json.loads((root / version / "config.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
-def adapter_is_reusable(config: dict | None, *, preset: str) -> bool:
-    """Whether the adapter in use serves a request for ``preset``: same LM and encoder, and not a
-    "quick" adapter when a fuller preset is asked for (the demo upgrades its quick one in the background)."""
-    from explanations.ml.lm import lm_id
-    from recommendations.ml.encoder import encoder_version
-
-    if not config:
-        return False
-    if config.get("lm_id") != lm_id() or config.get("encoder_version") != encoder_version():
-        return False
-    return preset == "quick" or config.get("preset_name") != "quick"
-
-
 def _plan_train_elm(job) -> list[dict]:
     preset = job.params.get("preset") or settings.ELM_ADAPTER_PRESET
-    if not job.params.get("force") and adapter_is_reusable(current_adapter_config(), preset=preset):
-        job.result = {**job.result, "reused": True}
-        job.save(update_fields=["result"])
-        return []
-    return _one_shard(job)
+    if not job.params.get("force") and selectors.adapter_is_reusable(selectors.adapter_current_config(), preset=preset):
+        return reuse(job)
+    return one_shard(job)
 
 
 def _train_elm(job, payload) -> int:

@@ -213,3 +213,66 @@ def customer_description_for(*, user: UserLike, customer) -> tuple[CustomerDescr
     if user_has_role(user, REVIEWER, MANAGER, ADMIN):
         return description, True
     return description, description.status == CustomerDescription.Status.APPROVED
+
+
+# --------------------------------------------------------------------------- what the explanation jobs work on
+
+
+def recommendations_to_explain(*, customers: int | None = None, ranks: int | None = None) -> list[int]:
+    """Return ids of active-batch recommendations without an explanation (or a failed one), most active first."""
+    from recommendations.models import Customer, Recommendation
+
+    qs = Recommendation.objects.filter(
+        Q(explanation__isnull=True) | Q(explanation__status=Explanation.Status.FAILED),
+        batch__status=RecommendationBatch.Status.ACTIVE,
+    )
+    if ranks:
+        qs = qs.filter(rank__lte=ranks)
+    qs = qs.order_by("-customer__order_count", "customer_id", "rank")
+    if customers:
+        most_active = Customer.objects.filter(embedding__isnull=False).order_by("-order_count", "id")
+        qs = qs.filter(customer_id__in=list(most_active.values_list("id", flat=True)[:customers]))
+    return list(qs.values_list("id", flat=True))
+
+
+def concepts_current() -> bool:
+    """Whether the concept vectors were trained after the last change of any customer or product vector."""
+    from explanations.models import Concept
+    from recommendations.selectors import fitted_after_vectors_changed
+
+    return fitted_after_vectors_changed(Concept.objects.aggregate(t=Max("trained_at"))["t"])
+
+
+def calibration_current() -> bool:
+    """Whether the newest confidence calibration was fitted after the last change of any vector."""
+    from explanations.models import ConfidenceCalibration
+    from recommendations.selectors import fitted_after_vectors_changed
+
+    return fitted_after_vectors_changed(ConfidenceCalibration.objects.aggregate(t=Max("created_at"))["t"])
+
+
+def adapter_current_config() -> dict | None:
+    """Return the config of the ELM adapter in use (read from disk, no torch), or None if there is none."""
+    import json
+
+    from explanations.ml.elm import adapter_root
+
+    root = adapter_root()
+    try:
+        version = (root / "CURRENT").read_text().strip()
+        return json.loads((root / version / "config.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def adapter_is_reusable(config: dict | None, *, preset: str) -> bool:
+    """Whether the adapter in use serves a request for ``preset``: same LM and encoder, and not a
+    "quick" adapter when a fuller preset is asked for (the demo upgrades its quick one in the background)."""
+    from explanations.ml.lm import lm_id
+    from recommendations.ml.encoder import encoder_version
+
+    if not config:
+        return False
+    if config.get("lm_id") != lm_id() or config.get("encoder_version") != encoder_version():
+        return False
+    return preset == "quick" or config.get("preset_name") != "quick"

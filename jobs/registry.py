@@ -59,3 +59,15 @@ def _load() -> None:
 def shard(items: list, size: int) -> list[list]:
     """Split ``items`` into consecutive chunks of at most ``size``."""
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def reuse(job, **result) -> list[Payload]:
+    """Plan no shard: record on ``job`` that an earlier result is reused (``reused`` plus ``result``)."""
+    job.result = {**job.result, "reused": True, **result}
+    job.save(update_fields=["result"])
+    return []
+
+
+def one_shard(job) -> list[Payload]:
+    """Plan the whole job as one shard (a fit or a run that does not split)."""
+    return [{"size": 1}]

@@ -76,3 +76,17 @@ def nightly_refresh(chain: list[str] | None = None, params: dict | None = None) 
     schedule's kwargs overrides it)."""
     job = services.nightly_refresh_start(chain=chain or pipeline.NIGHTLY, params=params)
     return job.pk if job else None
+
+
+def _current_task():
+    from celery import current_task
+
+    return current_task
+
+
+def on_last_attempt() -> bool:
+    """Whether the running shard task has no retry left (True outside a task, e.g. direct calls)."""
+    task = _current_task()
+    if not task or task.request.id is None:  # current_task is a proxy: falsy outside a task
+        return True
+    return task.request.retries >= MAX_RETRIES

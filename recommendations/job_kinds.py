@@ -1,12 +1,14 @@
 """Job kinds of this app: embed products (gpu queue), embed customers, recommend (the production recommender),
-evaluate (offline evaluation; chooses the production recommender), tune_encoder (gpu) and segments (gpu)."""
+evaluate (offline evaluation; chooses the production recommender), tune_encoder (gpu), segments (gpu) and
+import (the configured data file). Each is a thin call of this app's services and selectors."""
 
 from __future__ import annotations
 
 from django.conf import settings
 
-from jobs.registry import JobKind, register, shard
-from recommendations.models import Customer, Product, RecommendationBatch
+from jobs.registry import JobKind, one_shard, register, reuse, shard
+from recommendations import selectors
+from recommendations.models import RecommendationBatch
 from recommendations.services import embeddings, recommend
 
 
@@ -40,33 +42,13 @@ register(
 )
 
 
-def latest_embedding_change():
-    """Return when any customer or product vector last changed (None if never)."""
-    from django.db.models import Max
-
-    times = [
-        Customer.objects.aggregate(t=Max("embedded_at"))["t"],
-        Product.objects.aggregate(t=Max("embedded_at"))["t"],
-    ]
-    times = [t for t in times if t]
-    return max(times) if times else None
-
-
-def _reusable_batch() -> RecommendationBatch | None:
-    """Return the active batch if nothing it depends on changed since it was made."""
-    active = RecommendationBatch.objects.filter(status=RecommendationBatch.Status.ACTIVE).first()
-    changed = latest_embedding_change()
-    if active is None or changed is None or active.created_at < changed:
-        return None
-    expected = recommend.production_batch_version(encoder_version=_encoder_version())
-    return active if active.model_version == expected else None
-
-
 def _plan_recommend(job) -> list[dict]:
-    if not job.params.get("force") and "batch_id" not in job.result and (reused := _reusable_batch()):
-        job.result = {"batch_id": reused.pk, "reused": True}
-        job.save(update_fields=["result"])
-        return []
+    if (
+        not job.params.get("force")
+        and "batch_id" not in job.result
+        and (reused := selectors.recommendation_batch_reusable(encoder_version=_encoder_version()))
+    ):
+        return reuse(job, batch_id=reused.pk)
     # A redelivered planning message reuses the batch it already started.
     batch_id = job.result.get("batch_id")
     if batch_id is None:
@@ -152,10 +134,6 @@ register(
 # --------------------------------------------------------------------------- encoder tuning and segments
 
 
-def _one_shard(job) -> list[dict]:
-    return [{"size": 1}]
-
-
 def _run_tune_encoder(job, payload) -> int:
     from recommendations.services.encoder_tuning import encoder_tune
 
@@ -175,7 +153,7 @@ register(
     JobKind(
         name="tune_encoder",
         label="Tune encoder",
-        plan=_one_shard,
+        plan=one_shard,
         run_shard=_run_tune_encoder,
         queue="gpu",
         time_limit=2 * 3600,
@@ -194,15 +172,9 @@ def _run_segments(job, payload) -> int:
 
 def _plan_segments(job) -> list[dict]:
     """One shard, unless a segmentation newer than the last vector change exists (``force`` redoes it)."""
-    from recommendations.models import SegmentRun
-
-    latest = SegmentRun.objects.filter(status=SegmentRun.Status.SUCCEEDED).order_by("-created_at").first()
-    changed = latest_embedding_change()
-    if not job.params.get("force") and latest and changed and latest.created_at > changed:
-        job.result = {**job.result, "reused": True, "segment_run_id": latest.pk}
-        job.save(update_fields=["result"])
-        return []
-    return _one_shard(job)
+    if not job.params.get("force") and (latest := selectors.segment_run_reusable()):
+        return reuse(job, segment_run_id=latest.pk)
+    return one_shard(job)
 
 
 register(
@@ -212,6 +184,32 @@ register(
         plan=_plan_segments,
         run_shard=_run_segments,
         queue="gpu",  # the ELM adapter describes the centroids
+        time_limit=3600,
+    )
+)
+
+
+# --------------------------------------------------------------------------- import
+
+
+def _run_import(job, payload) -> int:
+    from pathlib import Path
+
+    from recommendations.services.importer import transactions_import
+
+    # The file is the configured data set: the jobs page does not take paths from the browser.
+    run = transactions_import(path=Path(settings.ELM_DATASET_PATH))
+    job.result = {**job.result, "import_run_id": run.pk, "rows_inserted": run.rows_inserted}
+    job.save(update_fields=["result"])
+    return 1
+
+
+register(
+    JobKind(
+        name="import",
+        label="Import transactions",
+        plan=one_shard,
+        run_shard=_run_import,
         time_limit=3600,
     )
 )

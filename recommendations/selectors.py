@@ -390,3 +390,44 @@ def calibration_latest(*, recommender: str | None):
 
 def active_recommendation_batch() -> RecommendationBatch | None:
     return RecommendationBatch.objects.filter(status=RecommendationBatch.Status.ACTIVE).first()
+
+
+# --------------------------------------------------------------------------- freshness (job plans reuse results)
+
+
+def latest_embedding_change() -> datetime | None:
+    """Return when any customer or product vector last changed (None if never)."""
+    from django.db.models import Max
+
+    from recommendations.models import Product
+
+    times = [
+        Customer.objects.aggregate(t=Max("embedded_at"))["t"],
+        Product.objects.aggregate(t=Max("embedded_at"))["t"],
+    ]
+    times = [t for t in times if t]
+    return max(times) if times else None
+
+
+def fitted_after_vectors_changed(fitted_at: datetime | None) -> bool:
+    """Whether something fitted at ``fitted_at`` is newer than every vector (so it can be reused)."""
+    changed = latest_embedding_change()
+    return bool(fitted_at and changed and fitted_at > changed)
+
+
+def recommendation_batch_reusable(*, encoder_version: str) -> RecommendationBatch | None:
+    """Return the active batch if nothing it depends on changed since it was made (same data, same model)."""
+    from recommendations.services.recommend import production_batch_version
+
+    active = active_recommendation_batch()
+    changed = latest_embedding_change()
+    if active is None or changed is None or active.created_at < changed:
+        return None
+    expected = production_batch_version(encoder_version=encoder_version)
+    return active if active.model_version == expected else None
+
+
+def segment_run_reusable():
+    """Return the newest succeeded segmentation if it is newer than the last vector change, else None."""
+    latest = segment_run_latest()
+    return latest if latest is not None and fitted_after_vectors_changed(latest.created_at) else None

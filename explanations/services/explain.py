@@ -428,3 +428,26 @@ def explanations_generate(
             )
             explanation_record_generated(explanation=explanation)
     return len(recs)
+
+
+def explanations_mark_failed(*, recommendation_ids: list[int], error: str) -> None:
+    """Mark these recommendations' explanations failed with ``error`` (a shard failed for good after its
+    retries); complete explanations are kept, and a missing one is stored as a failed row."""
+    message = error[:4000]
+    with transaction.atomic():
+        Explanation.objects.filter(recommendation_id__in=recommendation_ids, status=Explanation.Status.FAILED).update(
+            error=message
+        )
+        have = set(
+            Explanation.objects.filter(recommendation_id__in=recommendation_ids).values_list(
+                "recommendation_id", flat=True
+            )
+        )
+        Explanation.objects.bulk_create(
+            [
+                Explanation(recommendation_id=i, status=Explanation.Status.FAILED, error=message)
+                for i in recommendation_ids
+                if i not in have
+            ],
+            ignore_conflicts=True,
+        )

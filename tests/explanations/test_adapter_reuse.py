@@ -5,7 +5,7 @@ import json
 import pytest
 from django.test import override_settings
 
-from explanations import job_kinds
+from explanations import job_kinds, selectors
 from explanations.ml.lm import lm_id
 from jobs.services import job_create
 from recommendations.ml.encoder import encoder_version
@@ -38,7 +38,7 @@ def compatible(**extra) -> dict:
 )
 def test_adapter_is_reusable(config, preset, reusable):
     """Reuse only an adapter made for the same LM and encoder, and never a quick one for a fuller preset."""
-    assert job_kinds.adapter_is_reusable(config, preset=preset) is reusable
+    assert selectors.adapter_is_reusable(config, preset=preset) is reusable
 
 
 def test_plan_reuses_a_compatible_adapter_and_trains_otherwise(tmp_path):

@@ -4,8 +4,8 @@ import pytest
 from django.test import override_settings
 
 from core.pseudonyms import pseudonym_key, pseudonymize
-from explanations.job_kinds import recommendations_to_explain
 from explanations.models import Explanation
+from explanations.selectors import recommendations_to_explain
 from explanations.services import explain
 from recommendations.models import Customer, Recommendation
 from tests.shop import build_shop, embed_and_recommend
@@ -227,12 +227,12 @@ def test_only_the_last_retry_of_a_shard_task_falls_back(monkeypatch):
     """Count the running task's retries against the jobs' retry limit."""
     from types import SimpleNamespace
 
-    from explanations import job_kinds
+    from jobs import tasks
     from jobs.tasks import MAX_RETRIES
 
     # Outside a task (direct calls) there is no retry to wait for
-    assert job_kinds.on_last_attempt() is True
+    assert tasks.on_last_attempt() is True
     for retries, last in [(0, False), (MAX_RETRIES - 1, False), (MAX_RETRIES, True)]:
         task = SimpleNamespace(request=SimpleNamespace(id="task-1", retries=retries))
-        monkeypatch.setattr(job_kinds, "_current_task", lambda task=task: task)
-        assert job_kinds.on_last_attempt() is last
+        monkeypatch.setattr(tasks, "_current_task", lambda task=task: task)
+        assert tasks.on_last_attempt() is last
