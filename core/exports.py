@@ -12,7 +12,17 @@ from django.http import StreamingHttpResponse
 
 # A spreadsheet treats a cell starting with one of these as a formula (tab and CR too, in some apps).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# A signed plain number ("-3", "+1,200.50") is read as a number, not run: it stays as it is.
+_PLAIN_NUMBER = re.compile(r"[+-]?[\d,]*\.?\d+")
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def neutralize_formula(text: str) -> str:
+    """Return ``text`` with a leading ' if a spreadsheet would run it as a formula (the one definition:
+    exports, the importer's descriptions and its rejected-rows file all call this)."""
+    if text.startswith(FORMULA_PREFIXES) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 def neutralize_cell(value) -> str | int | float | Decimal:
@@ -26,10 +36,7 @@ def neutralize_cell(value) -> str | int | float | Decimal:
         return value
     if isinstance(value, datetime | date):
         return value.isoformat()
-    text = str(value)
-    if text.startswith(FORMULA_PREFIXES):
-        return "'" + text
-    return text
+    return neutralize_formula(str(value))
 
 
 class _Echo:

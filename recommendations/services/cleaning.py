@@ -29,6 +29,8 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import NamedTuple
 
+from core.exports import neutralize_formula
+
 EXPECTED_HEADER = (
     "InvoiceNo",
     "StockCode",
@@ -49,7 +51,6 @@ _DECIMAL_RE = re.compile(r"^[+-]?(?:\d+|\d{1,3}(?:,\d{3})+)(?:\.\d+)?$|^[+-]?\.\
 _ISO_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$")
 _SLASH_RE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4}) (\d{1,2}):(\d{2})$")
 _SPACES_RE = re.compile(r"\s+")
-_FORMULA_PREFIXES = ("=", "+", "-", "@")
 
 MAX_INVOICE = 16
 MAX_STOCK_CODE = 32
@@ -115,11 +116,6 @@ class CleanLine(NamedTuple):
 def clean_text(raw: str) -> str:
     """Strip and collapse internal whitespace."""
     return _SPACES_RE.sub(" ", raw).strip()
-
-
-def neutralize_formula(text: str) -> str:
-    """Prefix text that a spreadsheet would run as a formula with a single quote."""
-    return "'" + text if text.startswith(_FORMULA_PREFIXES) else text
 
 
 def clean_description(raw: str) -> str:

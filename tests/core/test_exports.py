@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from core.exports import csv_response, neutralize_cell, safe_filename
+from core.exports import csv_response, neutralize_cell, neutralize_formula, safe_filename
 
 
 @pytest.mark.parametrize(
@@ -31,6 +31,25 @@ from core.exports import csv_response, neutralize_cell, safe_filename
 def test_neutralize_cell(value, expected):
     """Prefix text that a spreadsheet would evaluate; keep numbers numeric and other text unchanged."""
     assert neutralize_cell(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("=1+1", "'=1+1"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\r=1", "'\r=1"),
+        ("-5 OFF SALE", "'-5 OFF SALE"),
+        # a signed plain number is read as a number, never run: kept as it is
+        ("-3", "-3"),
+        ("+1,200.50", "+1,200.50"),
+        ("RED = BLUE", "RED = BLUE"),
+    ],
+)
+def test_neutralize_formula(text, expected):
+    """Quote text that a spreadsheet would run as a formula; leave numbers and other text alone."""
+    assert neutralize_formula(text) == expected
 
 
 def test_csv_response_streams_a_neutralized_attachment():
