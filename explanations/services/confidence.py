@@ -7,6 +7,7 @@ window, which it never saw.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -14,9 +15,9 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 
-from explanations.ml.calibration import expected_calibration_error, fit_calibrator, reliability_table
 from explanations.models import ConfidenceCalibration
 from recommendations import profile
+from recommendations.evaluation.calibrator import expected_calibration_error, fit_calibrator, reliability_table
 from recommendations.models import Product, Purchase
 from recommendations.services.recommend import RECOMMENDER
 from recommendations.vectors import fetch_vectors
@@ -74,7 +75,7 @@ def confidence_calibrate(*, horizon_days: int = 90, method: str = "isotonic") ->
 
     Calibrates the production recommender's scores: the hybrid's when it serves, else the embedding cosine.
     """
-    from recommendations.services.production import HYBRID, hybrid_confidence_calibrate, production_choice
+    from recommendations.services.production import HYBRID, production_choice
 
     choice = production_choice()
     if choice.recommender == HYBRID:
@@ -113,4 +114,58 @@ def confidence_calibrate(*, horizon_days: int = 90, method: str = "isotonic") ->
         ece_after=expected_calibration_error(calibrated, test.outcomes),
         reliability=reliability_table(calibrated, test.outcomes),
         reliability_before=reliability_table(raw, test.outcomes),
+    )
+
+
+def hybrid_confidence_calibrate(*, params: Mapping, horizon_days: int = 90, method: str = "platt"):
+    """Fit score -> P(bought within the horizon) for the hybrid on the validation window; ECE on the test window.
+
+    The same windows as the embedding recommender's calibration: validation cutoff = latest purchase - 2
+    horizons, test cutoff = latest purchase - 1 horizon (midnight). Platt by default: the hybrid's score is a
+    per-customer weighted mean, nearly flat against the purchase rate across customers, and isotonic
+    regression over-fits its sparse low tail (it mapped the heaviest buyers' scores to 0%).
+    """
+    from recommendations.evaluation.calibration import calibration_report, replay_pairs
+    from recommendations.evaluation.data import embeddings_from_db
+    from recommendations.evaluation.hybrid import HybridRecommender
+    from recommendations.evaluation.training import TrainingData
+    from recommendations.services.production import HYBRID, interactions_for_fit, timezone_aware
+
+    interactions, as_of = interactions_for_fit()
+    if interactions.empty:
+        raise ValueError("no purchases imported yet")
+    embeddings = embeddings_from_db()
+    test_cutoff = (as_of - pd.Timedelta(days=horizon_days)).normalize()
+    val_cutoff = test_cutoff - pd.Timedelta(days=horizon_days)
+    pairs = []
+    for cutoff in (val_cutoff, test_cutoff):
+        train = interactions.loc[interactions["occurred_at"] < cutoff]
+        model = HybridRecommender(**dict(params)).fit(
+            TrainingData.from_interactions(train, as_of=cutoff, embeddings=embeddings)
+        )
+        pairs.append(
+            replay_pairs(
+                model,
+                interactions,
+                cutoff=cutoff,
+                horizon_days=horizon_days,
+                exclusion_days=settings.ELM_RECENT_PURCHASE_EXCLUSION_DAYS,
+                top_n=settings.ELM_RECOMMENDATIONS_PER_CUSTOMER,
+            )
+        )
+    report = calibration_report(pairs[0], pairs[1], method=method)
+    return ConfidenceCalibration.objects.create(
+        recommender=HYBRID,
+        method=method,
+        params=report["params"],
+        validation_cutoff=timezone_aware(val_cutoff),
+        test_cutoff=timezone_aware(test_cutoff),
+        horizon_days=horizon_days,
+        validation_pairs=report["validation_pairs"],
+        test_pairs=report["test_pairs"],
+        base_rate=report["base_rate"],
+        ece_before=report["ece_before"],
+        ece_after=report["ece_after"],
+        reliability=report["reliability_after"],
+        reliability_before=report["reliability_before"],
     )

@@ -355,7 +355,7 @@ def explanations_generate(
     calibration = latest_calibration(recs[0].batch.recommender)
     calibrator = None
     if calibration is not None:
-        from explanations.ml.calibration import Calibrator
+        from recommendations.evaluation.calibrator import Calibrator
 
         calibrator = Calibrator.from_dict(calibration.params)
     by_customer: dict[int, set[int]] = {}

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from recommendations.evaluation.baselines import Recommender, rank_customers
+from recommendations.evaluation.calibrator import expected_calibration_error, fit_calibrator, reliability_table
 from recommendations.evaluation.split import recently_bought
 
 
@@ -55,8 +56,6 @@ def calibration_report(
 
     "Before" reads the raw score (clipped to [0, 1]) as a probability.
     """
-    from explanations.ml.calibration import expected_calibration_error, fit_calibrator, reliability_table
-
     val_scores, val_outcomes = validation
     test_scores, test_outcomes = test
     calibrator = fit_calibrator(val_scores, val_outcomes, method=method)

@@ -109,7 +109,7 @@ def hybrid_version(params: Mapping, *, digest: str | None = None) -> str:
     return f"{model_version}+data@{digest or data_digest()}"
 
 
-def _interactions_for_fit():
+def interactions_for_fit():
     """Return (interactions, as_of) with every clean sale line in the database, in the evaluation's local time."""
     import pandas as pd
     from django.utils import timezone
@@ -130,7 +130,7 @@ def hybrid_fit(params: Mapping, *, version: str | None = None):
     from recommendations.evaluation.training import TrainingData
 
     version = version or hybrid_version(params)
-    interactions, as_of = _interactions_for_fit()
+    interactions, as_of = interactions_for_fit()
     if interactions.empty:
         raise ValueError("no sale lines of known customers to fit the hybrid on")
     data = TrainingData.from_interactions(interactions, as_of=as_of, embeddings=embeddings_from_db())
@@ -302,65 +302,6 @@ def hybrid_explain(*, recommendation, removed_count: int, reference: datetime | 
         "counterfactual_score": cf_score,
     }
     return HybridEvidence(score, base, contributions, weights, necessity)
-
-
-# --------------------------------------------------------------------------- calibration
-
-
-def hybrid_confidence_calibrate(*, params: Mapping, horizon_days: int = 90, method: str = "platt"):
-    """Fit score -> P(bought within the horizon) for the hybrid on the validation window; ECE on the test window.
-
-    The same windows as the embedding recommender's calibration: validation cutoff = latest purchase - 2
-    horizons, test cutoff = latest purchase - 1 horizon (midnight). Platt by default: the hybrid's score is a
-    per-customer weighted mean, nearly flat against the purchase rate across customers, and isotonic
-    regression over-fits its sparse low tail (it mapped the heaviest buyers' scores to 0%).
-    """
-    import pandas as pd
-
-    from explanations.models import ConfidenceCalibration
-    from recommendations.evaluation.calibration import calibration_report, replay_pairs
-    from recommendations.evaluation.data import embeddings_from_db
-    from recommendations.evaluation.hybrid import HybridRecommender
-    from recommendations.evaluation.training import TrainingData
-
-    interactions, as_of = _interactions_for_fit()
-    if interactions.empty:
-        raise ValueError("no purchases imported yet")
-    embeddings = embeddings_from_db()
-    test_cutoff = (as_of - pd.Timedelta(days=horizon_days)).normalize()
-    val_cutoff = test_cutoff - pd.Timedelta(days=horizon_days)
-    pairs = []
-    for cutoff in (val_cutoff, test_cutoff):
-        train = interactions.loc[interactions["occurred_at"] < cutoff]
-        model = HybridRecommender(**dict(params)).fit(
-            TrainingData.from_interactions(train, as_of=cutoff, embeddings=embeddings)
-        )
-        pairs.append(
-            replay_pairs(
-                model,
-                interactions,
-                cutoff=cutoff,
-                horizon_days=horizon_days,
-                exclusion_days=settings.ELM_RECENT_PURCHASE_EXCLUSION_DAYS,
-                top_n=settings.ELM_RECOMMENDATIONS_PER_CUSTOMER,
-            )
-        )
-    report = calibration_report(pairs[0], pairs[1], method=method)
-    return ConfidenceCalibration.objects.create(
-        recommender=HYBRID,
-        method=method,
-        params=report["params"],
-        validation_cutoff=timezone_aware(val_cutoff),
-        test_cutoff=timezone_aware(test_cutoff),
-        horizon_days=horizon_days,
-        validation_pairs=report["validation_pairs"],
-        test_pairs=report["test_pairs"],
-        base_rate=report["base_rate"],
-        ece_before=report["ece_before"],
-        ece_after=report["ece_after"],
-        reliability=report["reliability_after"],
-        reliability_before=report["reliability_before"],
-    )
 
 
 def timezone_aware(naive) -> datetime:

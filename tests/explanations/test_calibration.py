@@ -3,7 +3,12 @@
 import numpy as np
 import pytest
 
-from explanations.ml.calibration import Calibrator, expected_calibration_error, fit_calibrator, reliability_table
+from recommendations.evaluation.calibrator import (
+    Calibrator,
+    expected_calibration_error,
+    fit_calibrator,
+    reliability_table,
+)
 
 
 def test_ece_of_a_hand_built_case():

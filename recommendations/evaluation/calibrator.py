@@ -1,4 +1,7 @@
-"""Calibrated confidence: isotonic (or Platt) maps a recommendation score to P(bought within 90 days)."""
+"""Calibrated confidence: isotonic (or Platt) maps a recommendation score to P(bought within 90 days).
+
+Plain statistics (no model code): the offline evaluation reports calibration with it, and explanations fit
+the served confidence with it (``explanations.services.confidence``)."""
 
 from __future__ import annotations
 
