@@ -276,3 +276,13 @@ def adapter_is_reusable(config: dict | None, *, preset: str) -> bool:
     if config.get("lm_id") != lm_id() or config.get("encoder_version") != encoder_version():
         return False
     return preset == "quick" or config.get("preset_name") != "quick"
+
+
+def calibration_latest(*, recommender: str | None = None):
+    """Return the newest confidence calibration of ``recommender``'s scores (any when None), or None.
+
+    Scales differ by model, so a batch's confidence reads the calibration of its own recommender."""
+    from explanations.models import ConfidenceCalibration
+
+    qs = ConfidenceCalibration.objects.order_by("-created_at")
+    return (qs.filter(recommender=recommender) if recommender else qs).first()

@@ -380,14 +380,6 @@ def segment_run_latest():
     )
 
 
-def calibration_latest(*, recommender: str | None):
-    """Return the newest confidence calibration of ``recommender``'s scores (any when None), or None."""
-    from explanations.models import ConfidenceCalibration
-
-    qs = ConfidenceCalibration.objects.order_by("-created_at")
-    return (qs.filter(recommender=recommender) if recommender else qs).first()
-
-
 def active_recommendation_batch() -> RecommendationBatch | None:
     return RecommendationBatch.objects.filter(status=RecommendationBatch.Status.ACTIVE).first()
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from recommendations import quality_views, views
+from recommendations import views
 
 urlpatterns = [
     path("customers/", views.customer_list, name="customer-list"),
@@ -10,5 +10,4 @@ urlpatterns = [
         views.outcome_create,
         name="outcome-create",
     ),
-    path("quality/", quality_views.quality_page, name="quality"),
 ]

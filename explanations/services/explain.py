@@ -268,8 +268,9 @@ def clean_generated(text: str) -> str:
 
 def latest_calibration(recommender: str | None = None) -> ConfidenceCalibration | None:
     """Return the newest calibration (of ``recommender``'s scores when given: scales differ by model)."""
-    qs = ConfidenceCalibration.objects.order_by("-created_at")
-    return (qs.filter(recommender=recommender) if recommender else qs).first()
+    from explanations.selectors import calibration_latest
+
+    return calibration_latest(recommender=recommender)
 
 
 # --------------------------------------------------------------------------- batch generation

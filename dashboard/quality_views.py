@@ -1,4 +1,7 @@
-"""The model-quality page (managers and admins): evaluation table, calibration, tuned encoder, segments."""
+"""The model-quality page (managers and admins): evaluation table, calibration, tuned encoder, segments.
+
+It lives in the dashboard because it reads both recommendations (evaluation, segments) and explanations
+(the served calibration)."""
 
 from __future__ import annotations
 
@@ -7,14 +10,16 @@ from django.shortcuts import render
 from django.utils.translation import gettext as _
 
 from core.permissions import MANAGER, role_required
-from recommendations import quality, selectors
+from dashboard import quality
+from explanations.selectors import calibration_latest
+from recommendations import selectors
 
 
 @role_required(MANAGER)
 def quality_page(request: HttpRequest) -> HttpResponse:
     run = selectors.evaluation_run_latest() or selectors.evaluation_run_latest(include_reduced=True)
     batch = selectors.active_recommendation_batch()
-    calibration = selectors.calibration_latest(recommender=batch.recommender if batch else None)
+    calibration = calibration_latest(recommender=batch.recommender if batch else None)
     context = {
         "run": run,
         "batch": batch,
@@ -44,7 +49,7 @@ def quality_page(request: HttpRequest) -> HttpResponse:
                 ("after", _("Calibrated"), calibration.reliability),
             ]
         )
-    return render(request, "recommendations/quality.html", context)
+    return render(request, "dashboard/quality.html", context)
 
 
 def _tuned_encoders() -> list[dict]:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
+from dashboard import quality
 from explanations.models import ConfidenceCalibration
-from recommendations import quality
 from recommendations.models import Customer, EvaluationRun, Product, Purchase, RecommendationBatch, SegmentRun
 from recommendations.vectors import write_vectors
 from tests.factories import UserFactory
