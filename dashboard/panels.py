@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
-from dashboard import selectors, tables
+from dashboard import model_selectors, selectors, tables
 from dashboard.charts import Chart, Series
 from dashboard.stats import Rate
 
@@ -160,7 +160,7 @@ def reviews_section(kpis: selectors.ReviewKpis, *, not_relevant: int) -> Section
     return Section("reviews", _("Reviews and interventions"), panels)
 
 
-def quality_section(kpis: selectors.QualityKpis) -> Section:
+def quality_section(kpis: model_selectors.QualityKpis) -> Section:
     t = tables.quality_tables(kpis)
     panels = [
         Panel(
@@ -201,7 +201,7 @@ def quality_section(kpis: selectors.QualityKpis) -> Section:
     return Section("quality", _("Explanation quality"), panels)
 
 
-def fairness_section(rows: list[selectors.RegionFairness]) -> Section:
+def fairness_section(rows: list[model_selectors.RegionFairness]) -> Section:
     t = tables.fairness_tables(rows)
     regions = [r.region for r in rows]
     return Section(
@@ -237,7 +237,7 @@ def fairness_section(rows: list[selectors.RegionFairness]) -> Section:
     )
 
 
-def drift_section(points: list[selectors.DriftPoint]) -> Section:
+def drift_section(points: list[model_selectors.DriftPoint]) -> Section:
     t = tables.drift_tables(points)
     labels = [date_format(p.month, "YEAR_MONTH_FORMAT") for p in points]
     return Section(

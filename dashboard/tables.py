@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from django.utils import formats
 from django.utils.translation import gettext_lazy as _
 
-from dashboard import selectors
+from dashboard import model_selectors, selectors
 from dashboard.stats import Rate
 
 INT, PCT, NUM, NUM4, TEXT, DATE = "int", "pct", "num", "num4", "text", "date"
@@ -208,7 +208,7 @@ def review_tables(kpis: selectors.ReviewKpis, *, not_relevant: int) -> dict[str,
     }
 
 
-def quality_tables(kpis: selectors.QualityKpis) -> dict[str, Table]:
+def quality_tables(kpis: model_selectors.QualityKpis) -> dict[str, Table]:
     bins = [Column(_("From"), NUM), Column(_("To"), NUM), Column(_("Explanations"))]
     return {
         "quality-flags": Table(
@@ -235,7 +235,7 @@ def quality_tables(kpis: selectors.QualityKpis) -> dict[str, Table]:
     }
 
 
-def fairness_tables(rows: list[selectors.RegionFairness]) -> dict[str, Table]:
+def fairness_tables(rows: list[model_selectors.RegionFairness]) -> dict[str, Table]:
     return {
         "fairness-regions": Table(
             "fairness-regions",
@@ -269,7 +269,7 @@ def fairness_tables(rows: list[selectors.RegionFairness]) -> dict[str, Table]:
     }
 
 
-def drift_tables(points: list[selectors.DriftPoint]) -> dict[str, Table]:
+def drift_tables(points: list[model_selectors.DriftPoint]) -> dict[str, Table]:
     return {
         "drift-months": Table(
             "drift-months",

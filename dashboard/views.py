@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 from accounts.selectors import sales_users
 from core.exports import csv_response
 from core.permissions import MANAGER, role_required
-from dashboard import panels, selectors
+from dashboard import model_selectors, panels, selectors
 from dashboard.forms import LIVE, REPLAY, DashboardFilterForm
 from dashboard.tables import Column, Table
 from outcomes.models import Exposure, Outcome
@@ -39,16 +39,16 @@ def _section(name: str, *, user, filters: selectors.Filters, mode: str, replay_r
         kpis = selectors.review_kpis(user=user, filters=filters)
         return panels.reviews_section(kpis, not_relevant=live.not_relevant), kpis
     if name == "quality":
-        kpis = selectors.quality_kpis(user=user, filters=filters)
+        kpis = model_selectors.quality_kpis(user=user, filters=filters)
         return panels.quality_section(kpis), kpis
     if name == "fairness":
-        rows = selectors.fairness_by_region(user=user, filters=filters)
+        rows = model_selectors.fairness_by_region(user=user, filters=filters)
         return panels.fairness_section(rows), rows
     if name == "drift":
-        points = selectors.embedding_drift(user=user, filters=filters)
+        points = model_selectors.embedding_drift(user=user, filters=filters)
         return panels.drift_section(points), points
     if name == "evaluation":
-        run = selectors.evaluation_latest()
+        run = model_selectors.evaluation_latest()
         return panels.evaluation_section(run), run
     raise Http404
 

@@ -139,9 +139,9 @@ def evaluation_run_execute(
 
 def evaluation_run_record(*, run_id: int, result: dict, wall_seconds: float) -> EvaluationRun:
     """Store an evaluation result (the dict of ``run_evaluation``) on its run."""
-    from recommendations.evaluation.run import _to_json
+    from recommendations.evaluation.report import to_json
 
-    result = _to_json(result)
+    result = to_json(result)
     models = result["models"]
     with transaction.atomic():
         run = EvaluationRun.objects.select_for_update().get(pk=run_id)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from dashboard import selectors
+from dashboard import model_selectors, selectors
 from dashboard.selectors import Filters
 from tests.dashboard.conftest import PERIOD_END, PERIOD_START, at
 from tests.factories import CustomerFactory, ProductFactory, PurchaseFactory
@@ -90,7 +90,7 @@ def test_review_kpis_outside_the_period_are_empty_but_the_queue_stays(kpi_world)
 
 def test_quality_kpis_flag_rates_by_kind_and_histograms(kpi_world):
     # When
-    kpis = selectors.quality_kpis(user=kpi_world.users["manager"], filters=Filters())
+    kpis = model_selectors.quality_kpis(user=kpi_world.users["manager"], filters=Filters())
     # Then: two flags of one kind on e1 count once.
     assert kpis.explanations == 4 and kpis.flagged == 3
     assert kpis.flag_counts == [("pii", 2), ("risky_claim", 1)]
@@ -105,12 +105,12 @@ def test_quality_kpis_flag_rates_by_kind_and_histograms(kpi_world):
 
 
 def test_quality_kpis_follow_the_region_filter(kpi_world):
-    kpis = selectors.quality_kpis(user=kpi_world.users["manager"], filters=Filters(region="South"))
+    kpis = model_selectors.quality_kpis(user=kpi_world.users["manager"], filters=Filters(region="South"))
     assert kpis.explanations == 1 and kpis.flag_counts == [("pii", 1)]
 
 
 def test_fairness_by_region(kpi_world):
-    rows = {r.region: r for r in selectors.fairness_by_region(user=kpi_world.users["manager"], filters=PERIOD)}
+    rows = {r.region: r for r in model_selectors.fairness_by_region(user=kpi_world.users["manager"], filters=PERIOD)}
     north, south = rows["North"], rows["South"]
     assert (north.customers, north.recommended, north.shown, north.decisions, north.approved) == (2, 2, 3, 3, 1)
     assert north.recommendation_rate.value == 1.0
@@ -136,7 +136,7 @@ def test_embedding_drift_is_one_minus_cosine_of_monthly_centroids(django_user_mo
     for customer, product, when in ((c1, a, jan), (c1, b, feb), (c2, b, feb), (c2, b, feb), (c1, a, mar), (c2, b, mar)):
         PurchaseFactory(customer=customer, product=product, occurred_at=when)
     # When
-    points = selectors.embedding_drift(user=manager, filters=Filters())
+    points = model_selectors.embedding_drift(user=manager, filters=Filters())
     # Then: pairs are distinct (customer, product) per month (c2 bought b twice in February).
     assert [p.pairs for p in points] == [1, 2, 2]
     assert points[0].shift is None and points[0].from_first == pytest.approx(0)

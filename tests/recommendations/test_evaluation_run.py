@@ -194,7 +194,7 @@ def test_evaluate_command_stores_a_reduced_run_that_never_chooses_production(cap
     assert run.customers_evaluated > 0 and run.wall_seconds > 0
     assert run.calibration["ece_before"] >= 0
     # And the stored run renders as the markdown table again
-    from recommendations.evaluation.run import markdown_table
+    from recommendations.evaluation.report import markdown_table
 
     assert "**" + run.chosen_model + "** (production)" in markdown_table(evaluation_result(run))
     assert production_choice().evaluation_run_id is None

@@ -158,8 +158,8 @@ def test_version_changes_with_parameters():
 
 def test_tuner_scores_match_a_fitted_model():
     """Score hybrid parameters in the tuner exactly as a fitted model scores on the same fold."""
-    from recommendations.evaluation.run import Fold, tune_hybrid, validation_ndcg
     from recommendations.evaluation.split import temporal_split, validation_splits
+    from recommendations.evaluation.tuning import Fold, tune_hybrid, validation_ndcg
 
     # Given 80 customers buying 25 products over 200 days, and two validation folds
     rng = np.random.default_rng(5)

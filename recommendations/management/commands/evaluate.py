@@ -84,7 +84,7 @@ class Command(BaseCommand):
             )
         except Exception as exc:
             raise CommandError(f"evaluation run #{run.pk} failed: {exc}") from exc
-        from recommendations.evaluation.run import markdown_table
+        from recommendations.evaluation.report import markdown_table
 
         result = evaluation_result(run)
         self.stdout.write(markdown_table(result))
@@ -110,11 +110,12 @@ class Command(BaseCommand):
     def _write_docs(self, run) -> None:
         import json
 
-        from recommendations.evaluation.run import DEFAULT_DOC, DEFAULT_JSON, _to_json, markdown_report
+        from recommendations.evaluation.report import markdown_report, to_json
+        from recommendations.evaluation.run import DEFAULT_DOC, DEFAULT_JSON
         from recommendations.services.production import DEFAULT_CHOICE_FILE
 
         result = evaluation_result(run)
-        DEFAULT_JSON.write_text(json.dumps(_to_json({**result, "evaluation_run": run.pk}), indent=2) + "\n")
+        DEFAULT_JSON.write_text(json.dumps(to_json({**result, "evaluation_run": run.pk}), indent=2) + "\n")
         DEFAULT_DOC.write_text(markdown_report(result))
         production_default_write(run, DEFAULT_CHOICE_FILE)
         self.stdout.write(f"wrote {DEFAULT_DOC}, {DEFAULT_JSON} and {DEFAULT_CHOICE_FILE}")
