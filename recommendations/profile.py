@@ -19,9 +19,9 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from recommendations.models import Purchase
-
-PROFILE_KINDS = (Purchase.Kind.SALE, Purchase.Kind.RETURN)
+# Purchase.Kind.SALE and RETURN, by value: this module imports no model, so the offline evaluation (which runs
+# without a database) computes customer vectors with the same function as production.
+PROFILE_KINDS = ("sale", "return")
 
 
 @dataclass(frozen=True)
@@ -85,17 +85,26 @@ def purchase_weights(
     return out
 
 
+def customer_vectors(weights, product_vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The customer vector, for many customers at once: row i is the L2-normalized ``weights[i] @ product_vectors``
+    (the weighted mean of the bought products' vectors, up to the scale the normalization removes).
+
+    ``weights`` is customers x products (dense or scipy sparse), ``product_vectors`` products x dimensions.
+    Returns (unit vectors, pre-norm lengths); a row without weight stays zero with length 0.
+    """
+    acc = np.asarray(weights @ product_vectors)
+    norms = np.linalg.norm(acc, axis=1, keepdims=True)
+    return acc / np.where(norms > 0, norms, 1.0), norms[:, 0]
+
+
 def customer_vector(weights: list[PurchaseWeight], vectors: dict[int, np.ndarray]) -> tuple[np.ndarray | None, float]:
-    """Return the L2-normalized weighted mean of the purchased product vectors and its pre-norm length."""
-    acc = np.zeros(len(next(iter(vectors.values()))) if vectors else 384, dtype=np.float64)
-    used = False
-    for pw in weights:
-        v = vectors.get(pw.product_id)
-        if v is None:
-            continue  # product without a description/embedding cannot shape the profile
-        acc += pw.weight * np.asarray(v, dtype=np.float64)
-        used = True
-    norm = float(np.linalg.norm(acc))
-    if not used or norm == 0.0:
+    """Return one customer's vector (``customer_vectors`` of its purchase weights) and its pre-norm length."""
+    # A product without a description/embedding cannot shape the profile.
+    used = [pw for pw in weights if pw.product_id in vectors]
+    if not used:
         return None, 0.0
-    return (acc / norm).astype(np.float32), norm
+    matrix = np.stack([np.asarray(vectors[pw.product_id], dtype=np.float64) for pw in used])
+    unit, norms = customer_vectors(np.array([[pw.weight for pw in used]], dtype=np.float64), matrix)
+    if norms[0] == 0.0:
+        return None, 0.0
+    return unit[0].astype(np.float32), float(norms[0])

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from django.conf import settings
 
 from explanations.models import ConfidenceCalibration
@@ -54,10 +55,12 @@ def replay(
     net = net[net["product"].isin(col)]
     customers = np.sort(net["customer"].unique())
     row = {cid: i for i, cid in enumerate(customers)}
-    acc = np.zeros((len(customers), matrix.shape[1]), dtype=np.float64)
-    np.add.at(acc, net["customer"].map(row).to_numpy(), net["w"].to_numpy()[:, None] * matrix[net["product"].map(col)])
-    acc /= np.linalg.norm(acc, axis=1, keepdims=True)
-    scores = acc @ matrix.T
+    weights = sp.coo_matrix(
+        (net["w"].to_numpy(), (net["customer"].map(row).to_numpy(), net["product"].map(col).to_numpy())),
+        shape=(len(customers), len(products)),
+    ).tocsr()  # duplicate (customer, product) entries add up, as the per-row sum does
+    vectors, _ = profile.customer_vectors(weights, matrix)
+    scores = vectors @ matrix.T
     recent = before[(before["at"] >= cutoff - timedelta(days=exclusion_days)) & (before["kind"] == "sale")]
     recent = recent[recent["customer"].isin(row) & recent["product"].isin(col)]
     scores[recent["customer"].map(row).to_numpy(), recent["product"].map(col).to_numpy()] = -np.inf

@@ -235,9 +235,9 @@ class EmbeddingRecommender(Recommender):
         return self
 
     def score(self, rows: np.ndarray) -> np.ndarray:
-        vectors = np.asarray(self.weights[rows] @ self.data.item_vectors)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        vectors = vectors / np.where(norms > 0, norms, 1.0)
+        from recommendations.profile import customer_vectors
+
+        vectors, _ = customer_vectors(self.weights[rows], self.data.item_vectors)
         return vectors @ self.data.item_vectors.T
 
 
