@@ -55,9 +55,14 @@ def weight_of(net_quantity: int, age_days: float, *, half_life_days: float) -> f
 
 
 def purchase_weights(
-    customer_ids: Iterable[int], *, reference: datetime, half_life_days: float | None = None
+    customer_ids: Iterable[int],
+    *,
+    reference: datetime,
+    half_life_days: float | None = None,
+    before: datetime | None = None,
 ) -> dict[int, list[PurchaseWeight]]:
-    """Return the positive purchase weights of each customer, largest first."""
+    """Return the positive purchase weights of each customer, largest first (from lines before ``before``
+    only when given: a profile as of a past date)."""
     half_life = half_life_days or settings.ELM_RECENCY_HALF_LIFE_DAYS
     ids = list(customer_ids)
     out: dict[int, list[PurchaseWeight]] = defaultdict(list)
@@ -70,9 +75,10 @@ def purchase_weights(
                    MAX(occurred_at) FILTER (WHERE kind = 'sale')
             FROM recommendations_purchase
             WHERE customer_id = ANY(%s) AND kind IN ('sale', 'return')
+                  AND (%s::timestamptz IS NULL OR occurred_at < %s::timestamptz)
             GROUP BY customer_id, product_id
             """,
-            [ids],
+            [ids, before, before],
         )
         for customer_id, product_id, net, last in cur.fetchall():
             if last is None or net <= 0:

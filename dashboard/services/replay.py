@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -34,10 +33,8 @@ from django.utils import timezone
 
 from dashboard.models import ReplayRecommendation, ReplayRun
 from outcomes.services import ab_arm_for
-from recommendations import profile
 from recommendations.models import ImportRun, Product
 from recommendations.services import production, recommend
-from recommendations.vectors import fetch_vectors
 
 DEFAULT_CUTOFF = date(2011, 9, 1)
 DEFAULT_HORIZON_DAYS = 90
@@ -221,53 +218,6 @@ def _served_for(run: ReplayRun):
         return _served[run.pk]
 
 
-def _hybrid_top(run: ReplayRun, customer_ids: Sequence[int], recent: dict[int, list[int]]) -> dict[int, list]:
-    """Return {customer: [(product id, score), ...]} from the hybrid fitted before the cutoff."""
-    from recommendations.evaluation.baselines import top_n as best_columns
-
-    served = _served_for(run)
-    # Lines up to (not including) the cutoff; ages are measured from the cutoff.
-    reference = run.cutoff - timedelta(microseconds=1)
-    weights = production.customer_weights(
-        customer_ids, reference=reference, half_life_days=served.params["half_life_days"]
-    )
-    ids = [cid for cid in customer_ids if weights.get(cid)]
-    if not ids:
-        return {}
-    code_of = dict(
-        Product.objects.filter(pk__in={p for ps in recent.values() for p in ps}).values_list("id", "stock_code")
-    )
-    scores = served.score(served.weight_matrix([weights[cid] for cid in ids]))
-    excluded = served.weight_matrix([{code_of[p]: 1.0 for p in recent.get(cid, [])} for cid in ids]).astype(bool)
-    picks = best_columns(scores, excluded, int(run.params["top_n"]))
-    codes = {str(served.items[col]) for cols in picks for col in cols}
-    id_of = dict(Product.objects.filter(stock_code__in=codes).values_list("stock_code", "id"))
-    return {
-        cid: [(id_of[str(served.items[col])], float(scores[row, col])) for col in cols]
-        for row, (cid, cols) in enumerate(zip(ids, picks, strict=True))
-    }
-
-
-def _embedding_top(run: ReplayRun, customer_ids: Sequence[int], recent: dict[int, list[int]]) -> dict[int, list]:
-    """Return {customer: [(product id, score), ...]} from the customer vectors at the cutoff (HNSW search)."""
-    params = run.params
-    weights = purchase_weights_before(customer_ids, cutoff=run.cutoff, half_life_days=float(params["half_life_days"]))
-    product_vectors = fetch_vectors(Product._meta.db_table, {pw.product_id for ws in weights.values() for pw in ws})
-    unavailable = list(params.get("unavailable_product_ids", []))
-    out = {}
-    with connection.cursor() as cur:
-        recommend.configure_search(cur)
-        for cid in customer_ids:
-            vector, _ = profile.customer_vector(weights.get(cid, []), product_vectors)
-            if vector is None:
-                continue
-            excluded = recent.get(cid, []) + unavailable
-            out[cid] = recommend.product_search(
-                vector=vector, excluded=excluded, top_n=int(params["top_n"]), cursor=cur
-            )
-    return out
-
-
 def replay_customer_ids(*, cutoff: datetime) -> list[int]:
     """Return the customers with at least one sale before the cutoff (those the replay can profile)."""
     with connection.cursor() as cur:
@@ -280,32 +230,6 @@ def replay_customer_ids(*, cutoff: datetime) -> list[int]:
             [cutoff],
         )
         return [row[0] for row in cur.fetchall()]
-
-
-def purchase_weights_before(
-    customer_ids: Sequence[int], *, cutoff: datetime, half_life_days: float
-) -> dict[int, list[profile.PurchaseWeight]]:
-    """Return each customer's purchase weights from the lines before the cutoff, aged from the cutoff."""
-    out: dict[int, list[profile.PurchaseWeight]] = defaultdict(list)
-    with connection.cursor() as cur:
-        cur.execute(
-            """
-            SELECT customer_id, product_id, SUM(quantity)::bigint, MAX(occurred_at) FILTER (WHERE kind = 'sale')
-            FROM recommendations_purchase
-            WHERE customer_id = ANY(%s) AND kind IN ('sale', 'return') AND occurred_at < %s
-            GROUP BY customer_id, product_id
-            """,
-            [list(customer_ids), cutoff],
-        )
-        for customer_id, product_id, net, last in cur.fetchall():
-            if last is None or net <= 0:
-                continue
-            age = (cutoff - last).total_seconds() / 86400
-            weight = profile.weight_of(int(net), age, half_life_days=half_life_days)
-            out[customer_id].append(profile.PurchaseWeight(product_id, int(net), last, weight))
-    for weights in out.values():
-        weights.sort(key=lambda pw: (-pw.weight, pw.product_id))
-    return out
 
 
 def _sales_between(customer_ids: Sequence[int], start: datetime, end: datetime) -> dict[tuple[int, int], datetime]:
@@ -326,14 +250,15 @@ def replay_compute(*, run_id: int, customer_ids: Sequence[int]) -> int:
     """Write the replayed top-N and its real outcome for each customer; re-running replaces the rows."""
     run = ReplayRun.objects.get(pk=run_id)
     cutoff = run.cutoff
-    recent_pairs = _sales_between(customer_ids, cutoff - timedelta(days=int(run.params["exclude_days"])), cutoff)
-    recent: dict[int, list[int]] = defaultdict(list)
-    for cid, pid in recent_pairs:
-        recent[cid].append(pid)
-    if run.recommender == production.HYBRID:
-        top = _hybrid_top(run, customer_ids, recent)
-    else:
-        top = _embedding_top(run, customer_ids, recent)
+    top = recommend.recommend_as_of(
+        cutoff=cutoff,
+        customer_ids=customer_ids,
+        top_n=int(run.params["top_n"]),
+        exclude_days=int(run.params["exclude_days"]),
+        half_life_days=float(run.params["half_life_days"]),
+        served=_served_for(run) if run.recommender == production.HYBRID else None,
+        unavailable=run.params.get("unavailable_product_ids", []),
+    )
     future = _sales_between(customer_ids, cutoff, cutoff + timedelta(days=run.horizon_days))
     rows = [
         ReplayRecommendation(

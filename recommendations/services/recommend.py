@@ -115,17 +115,77 @@ def product_search(*, vector, excluded: Sequence[int], top_n: int, cursor) -> li
     return cursor.fetchall()
 
 
-def recently_bought(*, customer_ids: Sequence[int], since) -> dict[int, list[int]]:
-    """Return, per customer, the products it bought since ``since`` (excluded from recommendations)."""
+def recently_bought(*, customer_ids: Sequence[int], since, until=None) -> dict[int, list[int]]:
+    """Return, per customer, the products it bought since ``since`` (and before ``until`` when given):
+    excluded from recommendations."""
     out: dict[int, list[int]] = defaultdict(list)
-    rows = (
-        Purchase.objects.filter(customer_id__in=customer_ids, kind=Purchase.Kind.SALE, occurred_at__gte=since)
-        .values_list("customer_id", "product_id")
-        .distinct()
-    )
+    rows = Purchase.objects.filter(customer_id__in=customer_ids, kind=Purchase.Kind.SALE, occurred_at__gte=since)
+    if until is not None:
+        rows = rows.filter(occurred_at__lt=until)
+    rows = rows.values_list("customer_id", "product_id").distinct()
     for cid, pid in rows:
         out[cid].append(pid)
     return out
+
+
+def recommend_as_of(
+    *,
+    cutoff,
+    customer_ids: Sequence[int],
+    top_n: int,
+    exclude_days: int,
+    half_life_days: float,
+    served=None,
+    unavailable: Sequence[int] = (),
+) -> dict[int, list[tuple[int, float]]]:
+    """Recommend as of a past ``cutoff`` from the lines before it only: {customer: [(product id, score), ...]}.
+
+    The one "recommend as of a date": the dashboard's replay calls it. With ``served`` (the hybrid fitted on
+    the lines before the cutoff) it ranks with the customers' purchase weights aged from the cutoff; without,
+    it builds each customer vector as of the cutoff and searches the HNSW index. Either way the production
+    exclusion rule holds (nothing bought in the ``exclude_days`` before the cutoff), and ``unavailable``
+    products (not yet sold at the cutoff) are never recommended by the embedding search.
+    """
+    recent = recently_bought(customer_ids=customer_ids, since=cutoff - timedelta(days=exclude_days), until=cutoff)
+    if served is not None:
+        return _hybrid_as_of(served, customer_ids, recent, cutoff=cutoff, top_n=top_n)
+    weights = profile.purchase_weights(customer_ids, reference=cutoff, half_life_days=half_life_days, before=cutoff)
+    product_vectors = fetch_vectors(Product._meta.db_table, {pw.product_id for ws in weights.values() for pw in ws})
+    out = {}
+    with connection.cursor() as cur:
+        configure_search(cur)
+        for cid in customer_ids:
+            vector, _ = profile.customer_vector(weights.get(cid, []), product_vectors)
+            if vector is None:
+                continue
+            excluded = recent.get(cid, []) + list(unavailable)
+            out[cid] = product_search(vector=vector, excluded=excluded, top_n=top_n, cursor=cur)
+    return out
+
+
+def _hybrid_as_of(served, customer_ids, recent: dict[int, list[int]], *, cutoff, top_n: int) -> dict[int, list]:
+    from recommendations.evaluation.baselines import top_n as best_columns
+
+    # Lines up to (not including) the cutoff; ages are measured from the cutoff.
+    reference = cutoff - timedelta(microseconds=1)
+    weights = production.customer_weights(
+        customer_ids, reference=reference, half_life_days=served.params["half_life_days"]
+    )
+    ids = [cid for cid in customer_ids if weights.get(cid)]
+    if not ids:
+        return {}
+    code_of = dict(
+        Product.objects.filter(pk__in={p for ps in recent.values() for p in ps}).values_list("id", "stock_code")
+    )
+    scores = served.score(served.weight_matrix([weights[cid] for cid in ids]))
+    excluded = served.weight_matrix([{code_of[p]: 1.0 for p in recent.get(cid, [])} for cid in ids]).astype(bool)
+    picks = best_columns(scores, excluded, top_n)
+    codes = {str(served.items[col]) for cols in picks for col in cols}
+    id_of = dict(Product.objects.filter(stock_code__in=codes).values_list("stock_code", "id"))
+    return {
+        cid: [(id_of[str(served.items[col])], float(scores[row, col])) for col in cols]
+        for row, (cid, cols) in enumerate(zip(ids, picks, strict=True))
+    }
 
 
 def recommendations_compute(*, batch_id: int, customer_ids: Sequence[int]) -> int:
