@@ -182,3 +182,21 @@ def erase_customers(modeladmin, request: HttpRequest, queryset: QuerySet[Custome
 
 
 CUSTOMER_ACTIONS = [assign_to_sales_user, erase_customers]
+
+
+# The Customer admin lives here (not in recommendations/admin.py) because its actions are accounts' services.
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ["pseudonym", "region", "order_count", "revenue", "last_purchase_at", "embedding_version"]
+    list_filter = ["region"]
+    search_fields = ["pseudonym"]
+    exclude = ["embedding"]
+    readonly_fields = ["pseudonym", "embedding_version", "embedding_input_hash", "embedded_at"]
+    actions = CUSTOMER_ACTIONS  # assign to a sales user; erase (right to erasure)
+
+    def delete_model(self, request, obj):
+        # Deleting a customer is an erasure: purchases detached, audited (accounts.services).
+        services.customer_erase(customer=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        services.customers_erase(customers=queryset, actor=request.user)

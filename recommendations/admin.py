@@ -1,25 +1,9 @@
+"""Admin of the data. The Customer admin is registered by accounts/admin.py: its actions (assign, erase) are
+accounts' services, which sit above this app."""
+
 from django.contrib import admin
 
-from accounts.admin import CUSTOMER_ACTIONS
-from accounts.services import customer_erase, customers_erase
-from recommendations.models import Customer, EvaluationRun, ImportRun, Product, RecommendationBatch, SegmentRun
-
-
-@admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
-    list_display = ["pseudonym", "region", "order_count", "revenue", "last_purchase_at", "embedding_version"]
-    list_filter = ["region"]
-    search_fields = ["pseudonym"]
-    exclude = ["embedding"]
-    readonly_fields = ["pseudonym", "embedding_version", "embedding_input_hash", "embedded_at"]
-    actions = CUSTOMER_ACTIONS  # assign to a sales user; erase (right to erasure)
-
-    def delete_model(self, request, obj):
-        # Deleting a customer is an erasure: purchases detached, audited (accounts.services).
-        customer_erase(customer=obj, actor=request.user)
-
-    def delete_queryset(self, request, queryset):
-        customers_erase(customers=queryset, actor=request.user)
+from recommendations.models import EvaluationRun, ImportRun, Product, RecommendationBatch, SegmentRun
 
 
 @admin.register(Product)
