@@ -30,12 +30,13 @@ from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
 from accounts.models import AccountAssignment
+from accounts.selectors import customer_queryset_for
+from core.permissions import UserLike
 from dashboard.models import ReplayRecommendation, ReplayRun
 from dashboard.stats import Bin, Difference, Rate, histogram_bins, quantile
 from explanations.models import Explanation
 from outcomes.models import Exposure, Outcome
 from recommendations.models import Customer, Product, Recommendation, RecommendationBatch
-from recommendations.selectors import UserLike, customer_queryset_for
 from recommendations.vectors import fetch_vectors
 
 EXPLAINED, CONTROL = Exposure.Arm.EXPLAINED.value, Exposure.Arm.CONTROL.value
