@@ -18,7 +18,7 @@ from django.db import transaction
 
 from core import processes
 from elmsite import embedded
-from search.selectors import search_workers_warm_up
+from search.services import search_workers_warm_up
 
 DEMO_USERS = [
     ("sales", "sales", "Sam", "Sales"),
