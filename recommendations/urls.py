@@ -1,14 +1,7 @@
 from django.urls import path
 
-from recommendations import quality_views, views
+from recommendations import quality_views
 
 urlpatterns = [
-    path("customers/", views.customer_list, name="customer-list"),
-    path("customers/<str:pseudonym>/", views.customer_detail, name="customer-detail"),
-    path(
-        "customers/<str:pseudonym>/recommendations/<int:recommendation_id>/outcome/",
-        views.outcome_create,
-        name="outcome-create",
-    ),
     path("quality/", quality_views.quality_page, name="quality"),
 ]
