@@ -2,6 +2,8 @@
 
 Roles are Django groups created by ``core/migrations/0001_roles.py``; superusers are admins and hold
 every role. Views use ``role_required``; API views use ``HasRole``; selectors use ``user_has_role``.
+The named checks below (``user_is_reviewer``, ``user_is_sales_only``, ``user_is_staff_or_manager``)
+are the only definitions of those rules; every app imports them from here.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ MANAGER = "manager"
 ADMIN = "admin"  # superusers; not a group
 ROLES = (SALES, REVIEWER, MANAGER, ADMIN)
 _GROUP_ROLES = frozenset({SALES, REVIEWER, MANAGER})
+# Roles that read every reason whatever its review state, and the automatic checks' flags.
+REASON_READER_ROLES = (REVIEWER, MANAGER, ADMIN)
 
 
 def user_roles(user: UserLike) -> frozenset[str]:
@@ -76,3 +80,23 @@ class HasRole(BasePermission):
         if not roles:
             raise AttributeError(f"{type(view).__name__} uses HasRole without required_roles")
         return user_has_role(request.user, *roles)
+
+
+def user_is_reviewer(*, user: UserLike) -> bool:
+    """Return whether ``user`` reads every reason and the checks' flags: reviewers, managers and admins."""
+    return user_has_role(user, *REASON_READER_ROLES)
+
+
+def user_is_sales_only(*, user: UserLike) -> bool:
+    """Return whether ``user`` works as a sales person only: "My accounts", the A/B control arm and exposures."""
+    return user_has_role(user, SALES) and not user_has_role(user, *REASON_READER_ROLES)
+
+
+def user_is_staff_or_manager(*, user: UserLike) -> bool:
+    """Return whether ``user`` may see operational data such as rejected import rows."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if user.is_staff or user.is_superuser:
+        return True
+    # The roles cache is shared with the reason checks: one query per request for both.
+    return user_has_role(user, MANAGER)

@@ -26,12 +26,13 @@ from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
 from accounts.models import AccountAssignment
+from accounts.selectors import customer_queryset_for
+from core.permissions import UserLike
 from dashboard.models import ReplayRecommendation, ReplayRun
 from dashboard.stats import Difference, Rate, quantile
 from explanations.models import Explanation
 from outcomes.models import Exposure, Outcome
 from recommendations.models import Customer
-from recommendations.selectors import UserLike, customer_queryset_for
 
 EXPLAINED, CONTROL = Exposure.Arm.EXPLAINED.value, Exposure.Arm.CONTROL.value
 ARMS = (EXPLAINED, CONTROL)

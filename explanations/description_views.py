@@ -8,10 +8,10 @@ from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from accounts.selectors import customer_queryset_for
 from core.permissions import ADMIN, REVIEWER, role_required
 from explanations.models import CustomerDescription
 from explanations.services.descriptions import REVIEW_ACTIONS, DescriptionReviewError, customer_description_review
-from recommendations.selectors import customer_queryset_for
 
 COMMENT_MAX_LENGTH = 1000
 

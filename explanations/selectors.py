@@ -1,7 +1,8 @@
 """Reads of the review workflow: the review queue, one explanation's history, the policy term list.
 
-Every customer read starts from ``recommendations.selectors.customer_queryset_for`` (the one
-scoping hook), so the queue shows only explanations of customers the reviewer may see.
+Every customer read starts from ``accounts.selectors.customer_queryset_for`` (the one scoping
+hook), so the queue shows only explanations of customers the reviewer may see. The expressions at
+the end (explained count, concept scores) are what the customer list and page add to a customer.
 """
 
 from __future__ import annotations
@@ -11,15 +12,26 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import BooleanField, Count, F, Max, Q, QuerySet
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db.models import BooleanField, Count, F, Max, OuterRef, Q, QuerySet
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Coalesce, JSONObject
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from accounts.selectors import customer_queryset_for
+from core.permissions import UserLike
 from explanations.checks import TermList
-from explanations.models import CustomerDescription, Explanation, PolicyTerm, ReasonVersion, ReviewEvent
+from explanations.models import (
+    CustomerConcept,
+    CustomerDescription,
+    Explanation,
+    PolicyTerm,
+    ReasonVersion,
+    ReviewEvent,
+)
 from recommendations.models import RecommendationBatch
-from recommendations.selectors import UserLike, customer_queryset_for
+from recommendations.selectors import outer_customer_recommendations, per_customer_count
 
 # Queue filter on the flags: value -> (label, flag-code prefix or a special rule).
 FLAG_FILTERS: dict[str, str] = {
@@ -286,3 +298,36 @@ def calibration_latest(*, recommender: str | None = None):
 
     qs = ConfidenceCalibration.objects.order_by("-created_at")
     return (qs.filter(recommender=recommender) if recommender else qs).first()
+
+
+# --------------------------------------------------------------------------- customer annotations
+
+
+def explained_recommendation_count() -> Coalesce:
+    """Return an expression counting each customer's active-batch recommendations with an explanation.
+
+    Explained: an explanation exists and did not fail (whatever its review state).
+    """
+    explained = outer_customer_recommendations().filter(explanation__isnull=False)
+    return per_customer_count(explained.exclude(explanation__status=Explanation.Status.FAILED))
+
+
+def customer_concept_scores() -> ArraySubquery:
+    """Return an expression listing the customer's usable, active concept scores, highest first.
+
+    Each item is ``{name, description, score, low, high}`` (90% interval), fetched in the customer's query.
+    """
+    scores = (
+        CustomerConcept.objects.filter(customer=OuterRef("pk"), concept__usable=True, concept__is_active=True)
+        .order_by("-score", "concept__name")
+        .values(
+            json=JSONObject(
+                name="concept__name",
+                description="concept__description",
+                score="score",
+                low="low",
+                high="high",
+            )
+        )
+    )
+    return ArraySubquery(scores)

@@ -18,12 +18,13 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 from django_fsm import can_proceed
 
+from accounts.selectors import customer_region_choices
 from core.permissions import ADMIN, REVIEWER, role_required
 from explanations import selectors
 from explanations.models import Explanation, ReasonVersion
+from explanations.presentation import EvidenceLine, ReasonSegment, evidence_lines, flag_view, reason_segments
+from explanations.review import can_approve
 from explanations.services import review
-from recommendations.selectors import customer_region_choices
-from recommendations.views import EvidenceLine, ReasonSegment, _evidence_lines, _flag_view, _reason_segments
 
 ITEMS_PER_PAGE = 20
 COMMENT_MAX_LENGTH = 2000
@@ -144,17 +145,17 @@ class ReviewItem:
 def review_item(explanation: Explanation, *, user, now=None) -> ReviewItem:
     """Build the view of one explanation (no queries: everything is loaded with it)."""
     now = now or timezone.now()
-    flags = [_flag_view(f) for f in explanation.flags or []]
+    flags = [flag_view(f) for f in explanation.flags or []]
     since = explanation.review_requested_at
     age = now - since if since else None
-    own_edit = explanation.reason_edited_by_id is not None and explanation.reason_edited_by_id == user.pk
+    own_edit = not can_approve(explanation=explanation, user=user)
     actions = [(name, label) for name, label in ACTION_LABELS.items() if can_proceed(getattr(explanation, name))]
     rec = explanation.recommendation
     return ReviewItem(
         explanation=explanation,
-        segments=_reason_segments(explanation.reason_text, flags),
+        segments=reason_segments(explanation.reason_text, flags),
         flags=flags,
-        evidence=_evidence_lines(explanation.evidence or [], rec.score),
+        evidence=evidence_lines(explanation.evidence or [], rec.score),
         confidence_percent=explanation.confidence * 100 if explanation.confidence is not None else None,
         age=age,
         overdue=age is not None and age >= timedelta(hours=selectors.sla_hours()),
@@ -215,8 +216,8 @@ def review_detail(request: HttpRequest, explanation_id: int) -> HttpResponse:
     version_views = [
         {
             "version": v,
-            "segments": _reason_segments(v.text, [_flag_view(f) for f in v.flags or []]),
-            "flags": [_flag_view(f) for f in v.flags or []],
+            "segments": reason_segments(v.text, [flag_view(f) for f in v.flags or []]),
+            "flags": [flag_view(f) for f in v.flags or []],
             "current": v.sha256 == review.text_sha256(explanation.reason_text) and v is versions[-1],
         }
         for v in versions

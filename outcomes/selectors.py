@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models.functions import Coalesce
 
-from core.permissions import ADMIN, MANAGER, REVIEWER, SALES, user_has_role
+from accounts.selectors import customer_queryset_for
+from core.permissions import UserLike
 from outcomes.models import Exposure, Outcome
 from outcomes.services import ab_arm_for
 from recommendations.models import Recommendation
-from recommendations.selectors import UserLike, customer_queryset_for
-
-
-def is_sales_only(user: UserLike) -> bool:
-    """Return whether ``user`` works as a sales person only: the A/B control arm and exposure counts apply."""
-    return user_has_role(user, SALES) and not user_has_role(user, REVIEWER, MANAGER, ADMIN)
+from recommendations.selectors import outer_customer_recommendations, per_customer_count
 
 
 def control_recommendation_ids(*, recommendations: Sequence[Recommendation]) -> set[int]:
@@ -56,3 +53,21 @@ def outcome_list(*, user: UserLike, customer_id: int | None = None) -> QuerySet[
     if customer_id is not None:
         qs = qs.filter(customer_id=customer_id)
     return qs.select_related("customer", "product", "user").defer("product__embedding", "customer__embedding")
+
+
+def open_recommendations() -> QuerySet[Recommendation]:
+    """Return the outer customer's open recommendations: active, and no closing outcome for the pair yet.
+
+    Closing outcomes are won, lost and not relevant (pitched stays open). They are matched on the
+    customer-product pair, so a product closed yesterday stays closed when tonight's batch
+    recommends it again. For subqueries of a customer query (the customer list's filter and count).
+    """
+    closed = Outcome.objects.filter(
+        customer_id=OuterRef("customer_id"), product_id=OuterRef("product_id"), kind__in=Outcome.CLOSING_KINDS
+    )
+    return outer_customer_recommendations().exclude(Exists(closed))
+
+
+def open_recommendation_count() -> Coalesce:
+    """Return an expression counting each customer's open recommendations (see ``open_recommendations``)."""
+    return per_customer_count(open_recommendations())

@@ -14,10 +14,10 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from core.permissions import SALES, user_has_role
+from accounts.selectors import customer_queryset_for
+from core.permissions import SALES, UserLike, user_has_role
 from outcomes.models import COMMENT_MAX_LENGTH, Exposure, Outcome
 from recommendations.models import Recommendation, RecommendationBatch
-from recommendations.selectors import UserLike, customer_queryset_for
 
 # Batches whose recommendations were shown to sales (a running or failed batch never was).
 _SHOWN_BATCH_STATUSES = (RecommendationBatch.Status.ACTIVE, RecommendationBatch.Status.SUPERSEDED)

@@ -7,10 +7,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
+from accounts.selectors import customer_get
 from core.permissions import ADMIN, MANAGER, REVIEWER, SALES, role_required
-from recommendations import selectors as customer_selectors
 from recommendations.models import Customer
-from search import selectors
+from search import selectors, services
 
 RESULTS_PER_PAGE = 20
 # Not translated on purpose: the encoder and the product descriptions are English.
@@ -50,13 +50,13 @@ def product_search(request: HttpRequest) -> HttpResponse:
         pseudonym = form.cleaned_data["customer"]
         if pseudonym:
             try:
-                customer = customer_selectors.customer_get(user=request.user, pseudonym=pseudonym)
+                customer = customer_get(user=request.user, pseudonym=pseudonym)
             except Customer.DoesNotExist:
                 raise Http404(_("No customer with this pseudonym.")) from None
         if query:
             try:
-                vector = selectors.query_vector(query)
-            except selectors.SearchUnavailable as exc:
+                vector = services.query_encode(query)
+            except services.SearchUnavailable as exc:
                 unavailable = exc.message
             else:
                 hits = selectors.product_search(

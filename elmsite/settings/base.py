@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "preferences",
     "accounts",
     "dashboard",
+    "sales",
     "axes",  # login throttling (after the apps whose views it guards)
 ]
 

@@ -8,9 +8,11 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from explanations import selectors
+from explanations.api.presentation import EvidenceRowSerializer, FlagSerializer
 from explanations.models import Explanation, ReasonVersion, ReviewEvent
+from explanations.presentation import evidence_lines
+from explanations.review import can_approve
 from explanations.services import review
-from recommendations.api.serializers import EvidenceRowSerializer, FlagSerializer
 
 
 class ReviewQueueParamsSerializer(serializers.Serializer):
@@ -63,8 +65,11 @@ class ReviewItemSerializer(serializers.ModelSerializer):
     rank = serializers.IntegerField(source="recommendation.rank", read_only=True)
     score = serializers.FloatField(source="recommendation.score", read_only=True)
     flags = FlagSerializer(many=True, read_only=True)
-    evidence = EvidenceRowSerializer(many=True, read_only=True)
+    evidence = serializers.SerializerMethodField()
     edited_by = serializers.SerializerMethodField(help_text=_("Who wrote the current text; null: the machine."))
+    can_approve = serializers.SerializerMethodField(
+        help_text=_("False when the caller wrote the current text: four-eyes, another reviewer has to approve it.")
+    )
     age_hours = serializers.SerializerMethodField(help_text=_("Hours since the text entered the queue."))
     overdue = serializers.SerializerMethodField(help_text=_("Waiting longer than the review SLA."))
 
@@ -84,6 +89,7 @@ class ReviewItemSerializer(serializers.ModelSerializer):
             "confidence",
             "consistency",
             "edited_by",
+            "can_approve",
             "review_requested_at",
             "age_hours",
             "overdue",
@@ -91,10 +97,21 @@ class ReviewItemSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    @extend_schema_field(EvidenceRowSerializer(many=True))
+    def get_evidence(self, explanation: Explanation) -> list[dict]:
+        # The same lines the review page shows (shares of the score, the aggregated rest, popularity).
+        lines = evidence_lines(explanation.evidence or [], explanation.recommendation.score)
+        return EvidenceRowSerializer(lines, many=True).data
+
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_edited_by(self, explanation: Explanation) -> str | None:
         editor = explanation.reason_edited_by
         return editor.get_username() if editor is not None else None
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_can_approve(self, explanation: Explanation) -> bool:
+        request = self.context.get("request")
+        return request is not None and can_approve(explanation=explanation, user=request.user)
 
     def _age_hours(self, explanation: Explanation) -> float | None:
         if explanation.review_requested_at is None:

@@ -13,12 +13,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.pagination import StrictBoundedLimitOffsetPagination
 from core.permissions import ADMIN, REVIEWER, HasRole
 from explanations import selectors
 from explanations.api import serializers as s
 from explanations.models import Explanation
 from explanations.services import review
-from recommendations.api.views import StrictBoundedLimitOffsetPagination
 
 # How each refusal of the review service is answered.
 ERROR_STATUS = {

@@ -6,7 +6,7 @@ from/to, comment, SHA-256 of the text). A reviewer's edit is checked again like 
 (PII, policy terms, unsupported entities), kept as a new ``ReasonVersion`` next to the original,
 and goes back to ``pending_review``; its semantic consistency is re-measured by a worker job
 (the encoder needs torch, which web processes never import). Four-eyes: whoever wrote the
-current text cannot approve it.
+current text cannot approve it (the rule is ``explanations.review.can_approve``).
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_fsm import can_proceed
 
-from core.permissions import ADMIN, REVIEWER, user_has_role
+from accounts.selectors import customer_queryset_for
+from core.permissions import ADMIN, REVIEWER, UserLike, user_has_role
 from explanations.models import Explanation, ReasonVersion, ReviewEvent
-from recommendations.selectors import UserLike, customer_queryset_for
+from explanations.review import can_approve
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,11 @@ def _locked(*, user: UserLike, explanation_id: int) -> Explanation:
         )
     except Explanation.DoesNotExist:
         raise ReviewError(_("No such explanation."), code=ReviewError.NOT_FOUND) from None
+
+
+def _require_four_eyes(explanation: Explanation, user: UserLike) -> None:
+    if not can_approve(explanation=explanation, user=user):
+        raise ReviewError(_("You edited this text; another reviewer has to approve it."), code=ReviewError.FOUR_EYES)
 
 
 def _has_errors(flags: Iterable[dict]) -> bool:
@@ -234,10 +240,7 @@ def explanation_approve(*, user: UserLike, explanation_id: int, comment: str = "
     """
 
     def check(explanation: Explanation) -> None:
-        if explanation.reason_edited_by_id is not None and explanation.reason_edited_by_id == user.pk:
-            raise ReviewError(
-                _("You edited this text; another reviewer has to approve it."), code=ReviewError.FOUR_EYES
-            )
+        _require_four_eyes(explanation, user)
         if _has_errors(explanation.flags) and not (comment or "").strip():
             raise ReviewError(
                 _("The checks found errors in this text. Edit it, or explain in a comment why they do not apply."),
@@ -360,10 +363,7 @@ def explanations_bulk(*, user: UserLike, action: str, explanation_ids: Iterable[
     def unflagged(explanation: Explanation) -> None:
         if explanation.flags:
             raise ReviewError(_("It has flags; approve it on its own after reading them."), code=ReviewError.FLAGGED)
-        if explanation.reason_edited_by_id is not None and explanation.reason_edited_by_id == user.pk:
-            raise ReviewError(
-                _("You edited this text; another reviewer has to approve it."), code=ReviewError.FOUR_EYES
-            )
+        _require_four_eyes(explanation, user)
 
     for explanation_id in ids:
         try:

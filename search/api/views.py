@@ -1,4 +1,4 @@
-"""REST API of the semantic product search (thin view over search.selectors)."""
+"""REST API of the semantic product search (thin view over search.services and search.selectors)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.selectors import customer_get
+from core.api.serializers import ErrorSerializer
 from core.permissions import ADMIN, MANAGER, REVIEWER, SALES, HasRole
-from recommendations import selectors as customer_selectors
-from recommendations.api.serializers import ErrorSerializer
 from recommendations.models import Customer
-from search import selectors
+from search import selectors, services
 
 
 class SearchParamsSerializer(serializers.Serializer):
@@ -79,12 +79,12 @@ class ProductSearchApi(APIView):
         customer = None
         if data.get("customer"):
             try:
-                customer = customer_selectors.customer_get(user=request.user, pseudonym=data["customer"])
+                customer = customer_get(user=request.user, pseudonym=data["customer"])
             except Customer.DoesNotExist:
                 raise NotFound(_("No customer with this pseudonym.")) from None
         try:
-            vector = selectors.query_vector(data["q"])
-        except selectors.SearchUnavailable as exc:
+            vector = services.query_encode(data["q"])
+        except services.SearchUnavailable as exc:
             return Response({"detail": exc.message, "code": exc.code}, status=503)
         hits = selectors.product_search(user=request.user, vector=vector, customer=customer, limit=data["limit"])
         return Response(SearchHitSerializer(hits, many=True).data)

@@ -80,7 +80,7 @@ def api_users(monkeypatch) -> dict:
     RecommendationFactory(customer=explanation.recommendation.customer)
     assign(users["sales"], explanation.recommendation.customer)
     # Search encodes its query on a worker; no worker runs here, so the vector is given.
-    monkeypatch.setattr("search.selectors.query_vector", lambda text: _unit_vector(text))
+    monkeypatch.setattr("search.services.query_encode", lambda text: _unit_vector(text))
     return users
 
 

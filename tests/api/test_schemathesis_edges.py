@@ -87,7 +87,7 @@ def test_unknown_pseudonyms_are_a_json_404(manager, api_client, pseudonym, suffi
 def test_search_with_a_zero_or_non_finite_query_vector_never_fails(manager, api_client, monkeypatch, vector):
     """Answer a degenerate query vector (from a broken encoder) with valid JSON, never 500."""
     ProductFactory.create_batch(3, embedding=list(np.ones(384) / np.sqrt(384)), is_merchandise=True)
-    monkeypatch.setattr("search.selectors.query_vector", lambda text: vector)
+    monkeypatch.setattr("search.services.query_encode", lambda text: vector)
     response = api_client.get("/api/search/products/?q=lantern")
     assert response.status_code in (200, 400, 503)
     strict_json(response)
@@ -98,7 +98,7 @@ def test_search_reranked_towards_a_customer_with_a_zero_vector_never_fails(manag
     unit = np.ones(384, dtype=np.float32) / np.sqrt(384)
     ProductFactory.create_batch(3, embedding=list(unit), is_merchandise=True)
     customer = CustomerFactory(embedding=list(np.zeros(384)), embedded_at=timezone.now())
-    monkeypatch.setattr("search.selectors.query_vector", lambda text: unit)
+    monkeypatch.setattr("search.services.query_encode", lambda text: unit)
     response = api_client.get(f"/api/search/products/?q=lantern&customer={customer.pseudonym}")
     assert response.status_code == 200
     for hit in strict_json(response):

@@ -133,6 +133,32 @@ def test_transitions_answer_with_the_refusal_code(api_client, reviewer, setup, a
         assert response.json()["code"] == code
 
 
+def test_items_say_whether_the_caller_may_approve_them(api_client, reviewer):
+    """Four-eyes in the API: can_approve is false on the text the caller wrote, true on the others."""
+    # given
+    own = pending(hours=2, reason_edited_by=reviewer)
+    other = pending(hours=1, reason_edited_by=UserFactory(groups=["reviewer"]))
+    # when
+    queue = {item["id"]: item["can_approve"] for item in api_client.get(QUEUE).json()["results"]}
+    detail = api_client.get(reverse("api-review-detail", kwargs={"explanation_id": own.pk})).json()
+    # then
+    assert queue == {own.pk: False, other.pk: True}
+    assert detail["can_approve"] is False
+
+
+def test_review_items_show_the_evidence_lines_of_the_review_page(api_client, reviewer):
+    """Evidence rows carry their kind: a past purchase, the aggregated rest, or the popularity term."""
+    # given: a hybrid recommendation whose evidence ends with the non-personal popularity term
+    explanation = pending(recommendation__score=0.5)
+    explanation.evidence = [*explanation.evidence, {"product_id": None, "kind": "popularity", "share": 0.05}]
+    explanation.save(update_fields=["evidence"])
+    # when
+    item = api_client.get(reverse("api-review-detail", kwargs={"explanation_id": explanation.pk})).json()
+    # then
+    assert [row["kind"] for row in item["evidence"]] == ["purchase", "purchase", "rest", "popularity"]
+    assert [row["stock_code"] for row in item["evidence"]] == ["EV001", "EV002", None, None]
+
+
 def test_edit_checks_the_text_again(api_client, reviewer):
     explanation = pending()
     url = reverse("api-review-edit", kwargs={"explanation_id": explanation.pk})

@@ -7,8 +7,8 @@ from django.contrib.auth.models import AnonymousUser
 from django.urls import reverse
 
 from explanations.models import Explanation
+from explanations.review import reason_visible_to
 from explanations.services import review
-from recommendations import selectors
 from tests.factories import ExplanationFactory, ExposureFactory, UserFactory, assign
 
 pytestmark = pytest.mark.django_db
@@ -113,8 +113,8 @@ def test_reviewers_and_managers_read_every_state(client, api_client, groups, sta
 )
 def test_reason_visible_to(user_kwargs, status, expected):
     """The one selector that decides: reviewers, managers, admins always; everyone else only when approved."""
-    assert selectors.reason_visible_to(UserFactory(**user_kwargs), ExplanationFactory(status=status)) is expected
+    assert reason_visible_to(UserFactory(**user_kwargs), ExplanationFactory(status=status)) is expected
 
 
 def test_anonymous_users_never_read_a_reason():
-    assert selectors.reason_visible_to(AnonymousUser(), ExplanationFactory(status=S.APPROVED)) is False
+    assert reason_visible_to(AnonymousUser(), ExplanationFactory(status=S.APPROVED)) is False

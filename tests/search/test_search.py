@@ -8,7 +8,7 @@ from django.core.cache import caches
 from django.urls import reverse
 from django.utils import timezone
 
-from search import selectors
+from search import selectors, services
 from tests.factories import CustomerFactory, ProductFactory, PurchaseFactory, RecommendationFactory, UserFactory, assign
 
 pytestmark = pytest.mark.django_db
@@ -77,11 +77,11 @@ def sales_client(client):
     return client
 
 
-def test_query_vector_is_encoded_by_a_worker_on_the_search_queue_and_cached(encoder):
+def test_query_is_encoded_by_a_worker_on_the_search_queue_and_cached(encoder):
     """Send the normalized query to the search queue once; the second lookup comes from the cache."""
     # when
-    first = selectors.query_vector(selectors.normalize_query("  Gifts for a   GARDEN centre "))
-    second = selectors.query_vector("gifts for a garden centre")
+    first = services.query_encode(selectors.normalize_query("  Gifts for a   GARDEN centre "))
+    second = services.query_encode("gifts for a garden centre")
     # then
     assert encoder == [("search.gpu_encode_query", "gifts for a garden centre", "search")]
     assert np.allclose(first, second)
@@ -91,7 +91,7 @@ def test_query_vector_is_encoded_by_a_worker_on_the_search_queue_and_cached(enco
 def test_warm_up_sends_one_query_to_the_search_queue(encoder):
     """Ask a search worker to load the encoder before the first user query arrives."""
     # when
-    selectors.search_workers_warm_up()
+    services.search_workers_warm_up()
     # then
     assert encoder == [("search.gpu_encode_query", "warm up", "search")]
 
@@ -162,7 +162,7 @@ def test_search_says_clearly_when_no_worker_is_running(sales_client, settings, m
 def test_search_says_when_busy_workers_do_not_answer_in_time(sales_client, settings, monkeypatch):
     """Tell busy workers (they answer a ping) apart from no workers."""
     settings.ELM_SEARCH_ENCODE_TIMEOUT = 0.2
-    monkeypatch.setattr(selectors, "_workers_alive", lambda: True)
+    monkeypatch.setattr(services, "_workers_alive", lambda: True)
     response = sales_client.get(SEARCH_URL, {"q": "garden"})
     assert response.status_code == 503
     assert "busy" in response.content.decode()
@@ -200,14 +200,14 @@ def test_a_real_worker_encodes_the_query(celery_worker_process, settings):
     # given a worker that may still be loading the model
     settings.ELM_SEARCH_ENCODE_TIMEOUT = 120
     # when
-    vector = selectors.query_vector("gifts for a garden centre")
-    again = selectors.query_vector("christmas lights")
+    vector = services.query_encode("gifts for a garden centre")
+    again = services.query_encode("christmas lights")
     # then: unit-length 384-d vectors that differ between different queries
     assert vector.shape == (384,)
     assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-3)
     assert float(vector @ again) < 0.9
     # and the worker is known to consume the search queue, and no other queue name passes for it
     settings.ELM_SEARCH_PING_TIMEOUT = 2.0
-    assert selectors._workers_alive()
+    assert services._workers_alive()
     settings.ELM_SEARCH_QUEUE = "search-with-no-worker"
-    assert not selectors._workers_alive()
+    assert not services._workers_alive()

@@ -17,7 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from elmsite import embedded, processes
-from search.selectors import search_workers_warm_up
+from search.services import search_workers_warm_up
 
 DEMO_USERS = [
     ("sales", "sales", "Sam", "Sales"),

@@ -67,13 +67,13 @@ def test_other_books_are_404(api_client, sales_user):
     assert api_client.post(url(other), {"kind": "won"}, format="json").status_code == 404
 
 
-def test_recommendations_api_withholds_the_reason_of_control_items_from_sales(api_client, sales_user, rec, monkeypatch):
+def test_recommendations_api_withholds_the_reason_of_control_items_from_sales(api_client, sales_user, rec):
     """Give sales no reason for a control-arm recommendation (status not_shown); managers still read it."""
+    from explanations.models import Explanation
     from outcomes.models import Exposure
     from tests.factories import ExplanationFactory, ExposureFactory
 
-    monkeypatch.setattr("recommendations.selectors.reason_visible_to", lambda user, explanation: True)
-    ExplanationFactory(recommendation=rec, reason_text="Goes with the lanterns.")
+    ExplanationFactory(recommendation=rec, reason_text="Goes with the lanterns.", status=Explanation.Status.APPROVED)
     ExposureFactory(recommendation=rec, arm=Exposure.Arm.CONTROL)
     url_ = reverse("api-customer-recommendations", kwargs={"pseudonym": rec.customer.pseudonym})
     api_client.force_authenticate(sales_user)

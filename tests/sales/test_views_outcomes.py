@@ -10,6 +10,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from explanations.models import Explanation
 from outcomes.models import Exposure, Outcome
 from tests.factories import (
     CustomerFactory,
@@ -215,11 +216,10 @@ def test_outcome_post_needs_csrf(client, sales_user, rec):
 # --------------------------------------------------------------------------- A/B control arm
 
 
-def test_control_arm_hides_the_reason_from_sales_but_keeps_the_evidence(sales, rec, monkeypatch):
+def test_control_arm_hides_the_reason_from_sales_but_keeps_the_evidence(sales, rec):
     """Show no reason (not even "under review") for a control-arm item; evidence and confidence stay."""
-    # given an explanation whose reason sales could read, in the control arm
-    monkeypatch.setattr("recommendations.selectors.reason_visible_to", lambda user, explanation: True)
-    ExplanationFactory(recommendation=rec, reason_text=REASON)
+    # given an explanation whose reason sales could read (approved), in the control arm
+    ExplanationFactory(recommendation=rec, reason_text=REASON, status=Explanation.Status.APPROVED)
     ExposureFactory(recommendation=rec, arm=Exposure.Arm.CONTROL)
     # when
     html = sales.get(detail_url(rec.customer.pseudonym)).content.decode()
@@ -231,10 +231,9 @@ def test_control_arm_hides_the_reason_from_sales_but_keeps_the_evidence(sales, r
     assert "A/B control" not in html  # sales are not told which arm they are in
 
 
-def test_explained_arm_shows_the_visible_reason_to_sales(sales, rec, monkeypatch):
+def test_explained_arm_shows_the_visible_reason_to_sales(sales, rec):
     """Show the reason when the item is in the explained arm and the reason is visible to the user."""
-    monkeypatch.setattr("recommendations.selectors.reason_visible_to", lambda user, explanation: True)
-    ExplanationFactory(recommendation=rec, reason_text=REASON)
+    ExplanationFactory(recommendation=rec, reason_text=REASON, status=Explanation.Status.APPROVED)
     ExposureFactory(recommendation=rec, arm=Exposure.Arm.EXPLAINED)
     html = sales.get(detail_url(rec.customer.pseudonym)).content.decode()
     assert REASON in html

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from recommendations import views
+from sales import views
 
 urlpatterns = [
     path("customers/", views.customer_list, name="customer-list"),

@@ -1,0 +1,194 @@
+"""How an explanation's stored facts read on a page: evidence lines, flagged reason segments, flag
+labels, word highlights, the necessity counterfactual and the concepts.
+
+Plain data built from the stored JSON, no queries: the review pages use it directly, and
+``sales.presentation`` builds the sales card from it (the app above imports from here, never the
+other way round).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.utils.translation import gettext_lazy as _
+
+# A word whose |normalized share| reaches this gets the full highlight colour; weaker words get a
+# proportionally lighter one (shares of a description's words add up to 1 in absolute value).
+FULL_HIGHLIGHT_SHARE = 0.5
+# Flag codes are "<kind>" or "<kind>:<detail>"; the kind gets a translated label.
+FLAG_LABELS = {
+    "hallucinated_entity": _("Not in the evidence"),
+    "pii": _("Personal data"),
+    "sensitive_attribute": _("Sensitive attribute"),
+    "risky_claim": _("Risky claim"),
+    "too_long": _("Too long"),
+    "empty": _("Empty text"),
+    "template_fallback": _("Template reason used"),
+}
+
+
+@dataclass(frozen=True)
+class WordHighlight:
+    """One word of a description with its signed SIG share and the strength of its highlight (0..1)."""
+
+    word: str
+    share: float
+    intensity: float
+
+    @property
+    def positive(self) -> bool:
+        return self.share >= 0
+
+    @property
+    def percent(self) -> float:
+        return self.share * 100
+
+
+@dataclass(frozen=True)
+class EvidenceLine:
+    """A past purchase (or the aggregated rest) with its share of the score."""
+
+    description: str
+    stock_code: str | None
+    share: float
+    percent: float  # share of the recommendation score, in percent (may be negative)
+    bar_percent: float  # the same clamped to 0..100 for the bar
+    count: int | None = None  # purchases aggregated in the "other purchases" row
+    kind: str = "purchase"  # or "popularity": the hybrid's non-personal base term
+    product_id: int | None = None  # None for the aggregated rest and the popularity term
+    weight: float | None = None  # the purchase's recency/quantity weight in the profile
+
+    @property
+    def is_rest(self) -> bool:
+        return self.stock_code is None and not self.is_base
+
+    @property
+    def is_base(self) -> bool:
+        return self.kind == "popularity"
+
+    @property
+    def line_kind(self) -> str:
+        """What the line stands for: "purchase", "rest" (the aggregated other purchases) or "popularity"."""
+        if self.is_base:
+            return "popularity"
+        return "rest" if self.is_rest else "purchase"
+
+
+@dataclass(frozen=True)
+class ReasonSegment:
+    """A piece of the reason text; ``flag`` is set on pieces an automatic check flagged."""
+
+    text: str
+    flag: dict | None = None
+
+
+@dataclass(frozen=True)
+class Necessity:
+    """The counterfactual: the recommendation recomputed without its top evidence purchases."""
+
+    removed: tuple[int, ...]  # product ids left out of the profile
+    drops_out: bool  # whether the item leaves the top N
+    new_rank: int | None
+    counterfactual_score: float | None
+    top_n: int
+
+    @property
+    def removed_count(self) -> int:
+        return len(self.removed)
+
+
+def word_highlights(data: dict | None) -> list[WordHighlight]:
+    """Return the highlighted words of one SIG attribution (``{words, normalized}``), [] if malformed."""
+    if not data:
+        return []
+    words = data.get("words") or []
+    shares = data.get("normalized") or []
+    if len(words) != len(shares):
+        return []  # malformed attributions are not shown rather than shown misaligned
+    return [
+        WordHighlight(word=w, share=float(x), intensity=round(min(1.0, abs(float(x)) / FULL_HIGHLIGHT_SHARE), 3))
+        for w, x in zip(words, shares, strict=True)
+    ]
+
+
+def evidence_lines(rows: Sequence[dict], score: float) -> list[EvidenceLine]:
+    """Return the stored evidence rows as lines with their share of ``score`` in percent."""
+    lines = []
+    for row in rows:
+        share = float(row.get("share") or 0.0)
+        percent = share / score * 100 if score else 0.0
+        product_id = row.get("product_id")
+        weight = row.get("weight")
+        lines.append(
+            EvidenceLine(
+                description=row.get("description") or "",
+                stock_code=row.get("stock_code") if product_id is not None else None,
+                share=share,
+                percent=percent,
+                bar_percent=round(max(0.0, min(100.0, percent)), 2),
+                count=row.get("count"),
+                kind=row.get("kind") or "purchase",
+                product_id=product_id,
+                weight=float(weight) if weight is not None else None,
+            )
+        )
+    return lines
+
+
+def reason_segments(text: str, flags: Sequence[dict]) -> list[ReasonSegment]:
+    """Split the reason so that the spans the checks flagged can be marked for reviewers."""
+    spans = []
+    for flag in flags:
+        start, end = flag.get("start"), flag.get("end")
+        # Offsets are data: use a span only when it really points at the flagged text.
+        if not isinstance(start, int) or not isinstance(end, int) or not 0 <= start < end <= len(text):
+            continue
+        if flag.get("text") and text[start:end] != flag["text"]:
+            continue
+        spans.append((start, end, flag))
+    segments, cursor = [], 0
+    for start, end, flag in sorted(spans, key=lambda s: (s[0], s[1])):
+        if start < cursor:
+            continue  # overlapping spans: the first one wins
+        if start > cursor:
+            segments.append(ReasonSegment(text[cursor:start]))
+        segments.append(ReasonSegment(text[start:end], flag))
+        cursor = end
+    if cursor < len(text):
+        segments.append(ReasonSegment(text[cursor:]))
+    return segments
+
+
+def flag_view(flag: dict) -> dict:
+    """Return a stored flag with its translated ``label`` and a severity of "error" or "warning"."""
+    code = str(flag.get("code") or "")
+    kind = code.split(":", 1)[0]
+    severity = "error" if flag.get("severity") == "error" else "warning"
+    return {**flag, "label": FLAG_LABELS.get(kind, code), "severity": severity}
+
+
+def necessity_view(data: dict | None, *, top_n: int) -> Necessity | None:
+    """Return the stored counterfactual, or None when there is none to describe.
+
+    None when it was not computed, and when nothing was left out of the profile (no evidence
+    purchase to remove, so "without the top purchases" would describe nothing).
+    """
+    if not isinstance(data, dict) or "drops_out" not in data:
+        return None
+    removed = data.get("removed") or []
+    if not removed:
+        return None
+    score = data.get("counterfactual_score")
+    return Necessity(
+        removed=tuple(int(pk) for pk in removed),
+        drops_out=bool(data["drops_out"]),
+        new_rank=data.get("new_rank"),
+        counterfactual_score=float(score) if score is not None else None,
+        top_n=int(top_n),
+    )
+
+
+def concepts_shared_first(concepts: Sequence[dict] | None) -> list[dict]:
+    """Return an explanation's concepts, shared ones first (stable within each group)."""
+    return sorted(concepts or [], key=lambda c: not c.get("shared"))

@@ -1,0 +1,45 @@
+"""Rules of the legal review, each defined once: four-eyes approval and who reads a reason.
+
+The review service (``explanations.services.review``), the review pages and API, the customer
+page and the customers API all ask these functions; none of them restates a rule.
+"""
+
+from __future__ import annotations
+
+from core.permissions import UserLike, user_is_reviewer
+from explanations.models import Explanation
+
+
+def wrote_current_text(*, explanation: Explanation, user: UserLike) -> bool:
+    """Return whether ``user`` wrote the explanation's current reason text (null editor: the machine)."""
+    editor_id = explanation.reason_edited_by_id
+    return editor_id is not None and editor_id == getattr(user, "pk", None)
+
+
+def can_approve(*, explanation: Explanation, user: UserLike) -> bool:
+    """Four-eyes: whoever wrote the current text cannot approve it; another reviewer must.
+
+    Only the authorship rule: the role and the state machine are checked by the review service.
+    """
+    return not wrote_current_text(explanation=explanation, user=user)
+
+
+def reason_readable(*, status: str, reviewer: bool, authenticated: bool = True) -> bool:
+    """Return whether a viewer may read a reason in review state ``status``.
+
+    Reviewers, managers and admins (``reviewer``) always may; every other signed-in user (sales,
+    users without a role) only once a reviewer approved the text. Evidence, concepts, word
+    attributions and confidence are never hidden by this.
+    """
+    if reviewer:
+        return True
+    return authenticated and status == Explanation.Status.APPROVED
+
+
+def reason_visible_to(user: UserLike, explanation: Explanation) -> bool:
+    """Return whether ``user`` may read the reason text of ``explanation`` (see ``reason_readable``)."""
+    return reason_readable(
+        status=explanation.status,
+        reviewer=user_is_reviewer(user=user),
+        authenticated=getattr(user, "is_authenticated", False),
+    )
