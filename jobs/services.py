@@ -19,6 +19,7 @@ from django.utils import timezone
 from django_fsm import can_proceed
 
 from jobs import registry
+from jobs.heartbeat import heartbeat_seconds
 from jobs.models import Job, JobShard
 
 logger = logging.getLogger(__name__)
@@ -201,8 +202,9 @@ def _job_continue(*, job_id: int, source: str) -> Job:
             return job
         if not job.shards_total:
             job.requeue()
+            _forget_reused(job)
             job.heartbeat_at = timezone.now()
-            job.save(update_fields=["status", "error", "finished_at", "heartbeat_at"])
+            job.save(update_fields=["status", "error", "finished_at", "heartbeat_at", "result"])
             transaction.on_commit(lambda: _enqueue_plan(job_id))
             return job
         kind = registry.get(job.kind)
@@ -231,17 +233,29 @@ def job_restart(*, job_id: int) -> Job:
             return job
         job.shards.all().delete()
         job.requeue()
+        _forget_reused(job)
         job.shards_total = job.shards_done = job.items_total = job.items_done = 0
         job.started_at = None
         job.heartbeat_at = timezone.now()
         job.save(
             update_fields=[
                 "status", "error", "finished_at", "shards_total", "shards_done", "items_total", "items_done",
-                "started_at", "heartbeat_at",
+                "started_at", "heartbeat_at", "result",
             ]
         )  # fmt: skip
         transaction.on_commit(lambda: _enqueue_plan(job_id))
     return job
+
+
+def _forget_reused(job: Job) -> None:
+    """Before planning again, drop a result that points at another job's finished run.
+
+    A planner that found nothing changed records the run it reused (``reused``: the active batch, the
+    latest replay); planning again with it would refill that finished run in place. Its own run
+    (``reused`` absent) is kept, so planning again completes the run it started.
+    """
+    if job.result.get("reused"):
+        job.result = {}
 
 
 def job_heartbeat(*, job_id: int) -> None:
@@ -251,7 +265,9 @@ def job_heartbeat(*, job_id: int) -> None:
 
 def job_stale_after() -> timedelta:
     """Return how long a queued or running job may go without a heartbeat before it counts as interrupted."""
-    return timedelta(hours=float(getattr(settings, "ELM_JOB_STALE_AFTER_HOURS", 24)))
+    hours = float(getattr(settings, "ELM_JOB_STALE_AFTER_HOURS", 24))
+    # Never under three missed heartbeats, whatever the setting says: a live worker's job is never stale.
+    return max(timedelta(hours=hours), timedelta(seconds=3 * heartbeat_seconds()))
 
 
 def jobs_interrupted_mark(*, reason: str, stale_after: timedelta | None = None) -> list[int]:

@@ -208,7 +208,32 @@ def test_restart_plans_again_and_redoes_every_shard(django_capture_on_commit_cal
     assert statuses(job) == [S.PENDING] * 4
 
 
+def test_planning_again_keeps_the_jobs_own_run_but_forgets_one_it_reused():
+    """A restarted job refills the run it started; a reused one (another job's finished run) is never refilled."""
+    # given two interrupted jobs: one that started its own batch, one that reused the active batch
+    own = Job.objects.create(kind="test_four_shards", result={"batch_id": 7})
+    reused = Job.objects.create(kind="test_four_shards", result={"batch_id": 3, "reused": True})
+    jobs_interrupted_mark(reason="stopped")
+    # when both run again from the start
+    job_restart(job_id=own.pk)
+    job_restart(job_id=reused.pk)
+    # then the planner finds its own batch, and nothing of the reused one
+    assert Job.objects.get(pk=own.pk).result == {"batch_id": 7}
+    assert Job.objects.get(pk=reused.pk).result == {}
+
+
 # --------------------------------------------------------------------------- heartbeat, nightly, progress
+
+
+def test_a_threshold_set_too_low_still_spares_a_job_that_beat_a_minute_ago(settings, monkeypatch):
+    """ELM_JOB_STALE_AFTER_HOURS is floored at three heartbeats, so a misconfiguration cannot take live jobs."""
+    settings.ELM_JOB_STALE_AFTER_HOURS = 0
+    monkeypatch.setattr("jobs.tasks.connections.close_all", lambda: None)
+    job = running_job()
+    age(job, hours=1)
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=1))
+    interrupted_jobs_mark()
+    assert Job.objects.get(pk=job.pk).status == J.RUNNING
 
 
 def test_a_job_with_a_heartbeat_blocks_the_night_however_old_it_is():
