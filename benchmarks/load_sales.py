@@ -189,13 +189,11 @@ def _prepare_database(customers: int) -> None:
 def _forget_earlier_runs() -> None:
     """Drop what an interrupted earlier run left: its queued tasks (this run's own broker db) and jobs."""
     from elmsite.celery import app
-    from jobs.models import Job
+    from jobs.services import jobs_interrupted_mark
 
     with app.connection_for_write() as conn:
         conn.default_channel.client.flushdb()
-    Job.objects.filter(status__in=[Job.Status.QUEUED, Job.Status.RUNNING]).update(
-        status=Job.Status.FAILED, error="Abandoned: an earlier load run was interrupted."
-    )
+    jobs_interrupted_mark(reason="Interrupted: an earlier load run was stopped.")  # no worker runs yet
 
 
 def main() -> None:

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django_fsm import FSMField, FSMModelMixin, transition
 
 from recommendations.models import Customer, Product
 
 
-class ReplayRun(models.Model):
-    """One replay: recommendations as of ``cutoff``, outcomes from the ``horizon_days`` after it."""
+class ReplayRun(FSMModelMixin, models.Model):
+    """One replay: recommendations as of ``cutoff``, outcomes from the ``horizon_days`` after it.
+
+    ``status``: running -> succeeded | failed (a state machine; ``dashboard.services.replay`` moves it).
+    """
 
     class Status(models.TextChoices):
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
 
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING, db_index=True)
+    status = FSMField(max_length=16, choices=Status.choices, default=Status.RUNNING, db_index=True, protected=True)
     cutoff = models.DateTimeField()
     horizon_days = models.PositiveSmallIntegerField(default=90)
     control_share = models.FloatField()
@@ -35,6 +41,14 @@ class ReplayRun(models.Model):
 
     def __str__(self) -> str:
         return f"Replay #{self.pk} at {self.cutoff:%Y-%m-%d} ({self.status})"
+
+    @transition(field=status, source=Status.RUNNING, target=Status.SUCCEEDED)
+    def succeed(self) -> None:
+        self.finished_at = timezone.now()
+
+    @transition(field=status, source=Status.RUNNING, target=Status.FAILED)
+    def fail(self) -> None:
+        self.finished_at = timezone.now()
 
 
 class ReplayRecommendation(models.Model):

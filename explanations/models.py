@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django_fsm import FSMField, transition
+from django.utils.translation import gettext_lazy as _
+from django_fsm import FSMField, FSMModelMixin, transition
 from pgvector.django import VectorField
 
 from recommendations.models import EMBEDDING_DIM, Customer, Recommendation
@@ -315,17 +316,18 @@ class ConfidenceCalibration(models.Model):
         return f"{self.recommender} {self.method} ECE {self.ece_after:.3f}"
 
 
-class CustomerDescription(models.Model):
+class CustomerDescription(FSMModelMixin, models.Model):
     """The customer's embedding said in words: the ELM adapter's text, grounded in the purchase facts.
 
     Like a reason, it is checked automatically and reviewed before sales see it; a new text (the
-    customer's vector changed, or a better adapter) goes back to ``pending_review``.
+    customer's vector changed, or a better adapter) goes back to ``pending_review``. ``status`` is a
+    state machine; ``explanations.services.descriptions`` calls its transitions.
     """
 
     class Status(models.TextChoices):
-        PENDING_REVIEW = "pending_review", "Pending review"
-        APPROVED = "approved", "Approved"
-        REJECTED = "rejected", "Rejected"
+        PENDING_REVIEW = "pending_review", _("Pending review")
+        APPROVED = "approved", _("Approved")
+        REJECTED = "rejected", _("Rejected")
 
     class Method(models.TextChoices):
         ELM_GROUNDED = "elm_grounded", "ELM adapter with the purchase facts"
@@ -340,7 +342,9 @@ class CustomerDescription(models.Model):
     flags = models.JSONField(default=list)
     # encoder, lm, adapter and the customer's embedding input hash the text was made from
     versions = models.JSONField(default=dict)
-    status = models.CharField(max_length=32, choices=Status.choices, default=Status.PENDING_REVIEW, db_index=True)
+    status = FSMField(
+        max_length=32, choices=Status.choices, default=Status.PENDING_REVIEW, db_index=True, protected=True
+    )
     reviewed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -349,3 +353,15 @@ class CustomerDescription(models.Model):
 
     def __str__(self) -> str:
         return f"Description of customer {self.customer_id}"
+
+    @transition(field=status, source=Status.PENDING_REVIEW, target=Status.APPROVED)
+    def approve(self) -> None:
+        """Release the text to sales."""
+
+    @transition(field=status, source=Status.PENDING_REVIEW, target=Status.REJECTED)
+    def reject(self) -> None:
+        """Refuse the text."""
+
+    @transition(field=status, source=[Status.APPROVED, Status.REJECTED], target=Status.PENDING_REVIEW)
+    def resubmit(self) -> None:
+        """A new text replaced the reviewed one: it is reviewed again."""

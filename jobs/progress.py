@@ -15,7 +15,7 @@ class JobFailed(RuntimeError):
 
 
 def wait_for_pipeline(job: Job, *, poll: float = 0.5, timeout: float | None = None, stream=None) -> list[Job]:
-    """Block until the job and every job it chains to have finished; raise JobFailed on failure."""
+    """Block until the job and every job it chains to have finished; raise JobFailed if one fails or is interrupted."""
     from tqdm import tqdm
 
     stream = stream or sys.stderr
@@ -38,8 +38,8 @@ def wait_for_pipeline(job: Job, *, poll: float = 0.5, timeout: float | None = No
                     bar.total, bar.n = total, done
                     bar.set_postfix_str(j.status, refresh=False)
                     bar.refresh()
-                if j.status == Job.Status.FAILED:
-                    raise JobFailed(f"{j.kind} job #{j.pk} failed: {j.error.splitlines()[0] if j.error else ''}")
+                if j.status in (Job.Status.FAILED, Job.Status.INTERRUPTED):
+                    raise JobFailed(f"{j.kind} job #{j.pk} {j.status}: {j.error.splitlines()[0] if j.error else ''}")
             if len(chain) == expected and chain[-1].status == Job.Status.SUCCEEDED:
                 return chain
             if deadline and time.monotonic() > deadline:

@@ -1,16 +1,25 @@
-"""Writes for jobs: create, plan into shards, record shard completion, finalize, fail."""
+"""Writes for jobs: create, plan into shards, record shard completion, finalize, fail, retry, resume.
+
+Statuses change only through the transitions of ``jobs.models`` (a state machine), each inside
+``transaction.atomic`` with the job row locked; shards move set-wise through the same table.
+"""
 
 from __future__ import annotations
 
 import logging
 import traceback
 from collections.abc import Sequence
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
+from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django_fsm import can_proceed
 
 from jobs import pipeline, registry
+from jobs.heartbeat import heartbeat_seconds
 from jobs.models import Job, JobShard
 
 logger = logging.getLogger(__name__)
@@ -74,11 +83,11 @@ def job_plan(*, job_id: int) -> Job:
             for i, p in enumerate(payloads)
         ]
         JobShard.objects.bulk_create(shards, ignore_conflicts=True)
-        job.status = Job.Status.RUNNING
-        job.started_at = timezone.now()
+        job.start()
         job.shards_total = len(shards)
         job.items_total = sum(s.size for s in shards)
-        job.save(update_fields=["status", "started_at", "shards_total", "items_total"])
+        job.heartbeat_at = timezone.now()
+        job.save(update_fields=["status", "started_at", "shards_total", "items_total", "heartbeat_at"])
         if shards:
             for s in shards:
                 transaction.on_commit(lambda i=s.index: _enqueue_shard(job_id, i, kind))
@@ -89,13 +98,15 @@ def job_plan(*, job_id: int) -> Job:
 
 def shard_complete(*, job_id: int, index: int, items: int) -> bool:
     """Mark a shard done exactly once; finish the job when it was the last. Returns True if counted."""
+    now = timezone.now()
     with transaction.atomic():
-        updated = JobShard.objects.filter(job_id=job_id, index=index, status=JobShard.Status.PENDING).update(
-            status=JobShard.Status.DONE, finished_at=timezone.now(), error=""
-        )
+        # The conditional UPDATE (pending -> done) is the compare-and-set: a redelivery moves nothing.
+        updated = JobShard.objects.filter(job_id=job_id, index=index).transition("complete", finished_at=now, error="")
         if not updated:
             return False
-        Job.objects.filter(pk=job_id).update(shards_done=F("shards_done") + 1, items_done=F("items_done") + items)
+        Job.objects.filter(pk=job_id).update(
+            shards_done=F("shards_done") + 1, items_done=F("items_done") + items, heartbeat_at=now
+        )
     _finish_when_no_shard_pending(job_id)
     return True
 
@@ -107,8 +118,8 @@ def _finish_when_no_shard_pending(job_id: int) -> None:
     others; finalize and fail lock the job and act once.
     """
     shards = JobShard.objects.filter(job_id=job_id)
-    if shards.filter(status=JobShard.Status.PENDING).exists():
-        return
+    if shards.exclude(status__in=[JobShard.Status.DONE, JobShard.Status.FAILED]).exists():
+        return  # pending, or interrupted (its job is no longer running: resume decides)
     failed = list(shards.filter(status=JobShard.Status.FAILED).order_by("index").values_list("index", "error"))
     if not failed:
         job_finalize(job_id=job_id)
@@ -130,8 +141,7 @@ def job_finalize(*, job_id: int) -> Job:
             failure = _describe(exc)
         else:
             job.result = {**job.result, **result}
-            job.status = Job.Status.SUCCEEDED
-            job.finished_at = timezone.now()
+            job.succeed()
             job.save(update_fields=["result", "status", "finished_at"])
             if job.then:
                 next_kind, *rest = job.then
@@ -154,9 +164,9 @@ def shard_fail(*, job_id: int, index: int, error: str, final: bool) -> None:
         shard = pending.select_related("job").select_for_update().first()
         if shard is None:
             return  # already done, or already failed by a redelivered message
+        shard.fail()
         shard.attempts += 1
         shard.error = error[:4000]
-        shard.status = JobShard.Status.FAILED
         shard.finished_at = timezone.now()
         shard.save(update_fields=["attempts", "error", "status", "finished_at"])
         hook = registry.get(shard.job.kind).on_shard_failed
@@ -167,13 +177,12 @@ def shard_fail(*, job_id: int, index: int, error: str, final: bool) -> None:
 
 
 def job_fail(*, job_id: int, error: str) -> Job:
+    """Mark a queued or running job failed; a finished or interrupted job is left as it is."""
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job_id)
-        if job.is_finished:
+        if not can_proceed(job.fail):
             return job
-        job.status = Job.Status.FAILED
-        job.error = error[:8000]
-        job.finished_at = timezone.now()
+        job.fail(error=error)
         job.save(update_fields=["status", "error", "finished_at"])
     logger.error("job %s failed: %s", job_id, error.splitlines()[0] if error else "")
     return job
@@ -181,37 +190,127 @@ def job_fail(*, job_id: int, error: str) -> Job:
 
 def job_retry(*, job_id: int) -> Job:
     """Re-queue the unfinished shards of a failed job (finished shards are not redone)."""
+    return _job_continue(job_id=job_id, source=Job.Status.FAILED)
+
+
+def job_resume(*, job_id: int) -> Job:
+    """Go on with an interrupted job: its unfinished shards are queued again, done ones are kept.
+
+    A job interrupted before it planned is planned again.
+    """
+    return _job_continue(job_id=job_id, source=Job.Status.INTERRUPTED)
+
+
+def _job_continue(*, job_id: int, source: str) -> Job:
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job_id)
-        if job.status != Job.Status.FAILED:
+        if job.status != source:
             return job
         if not job.shards_total:
-            job.status = Job.Status.QUEUED
-            job.error = ""
-            job.finished_at = None
-            job.save(update_fields=["status", "error", "finished_at"])
+            job.requeue()
+            _forget_reused(job)
+            job.heartbeat_at = timezone.now()
+            job.save(update_fields=["status", "error", "finished_at", "heartbeat_at", "result"])
             transaction.on_commit(lambda: _enqueue_plan(job_id))
             return job
         kind = registry.get(job.kind)
-        pending = list(job.shards.exclude(status=JobShard.Status.DONE).values_list("index", flat=True))
-        job.shards.filter(index__in=pending).update(status=JobShard.Status.PENDING, attempts=0, finished_at=None)
-        job.status = Job.Status.RUNNING
-        job.error = ""
-        job.finished_at = None
-        job.save(update_fields=["status", "error", "finished_at"])
-        for index in pending:
+        unfinished = list(job.shards.exclude(status=JobShard.Status.DONE).values_list("index", flat=True))
+        job.shards.filter(index__in=unfinished).transition("requeue")
+        job.shards.filter(index__in=unfinished).update(attempts=0, finished_at=None)
+        job.resume()
+        job.heartbeat_at = timezone.now()
+        job.save(update_fields=["status", "error", "finished_at", "heartbeat_at"])
+        for index in unfinished:
             transaction.on_commit(lambda i=index: _enqueue_shard(job_id, i, kind))
-        if not pending:
+        if not unfinished:
             transaction.on_commit(lambda: job_finalize(job_id=job_id))
     return job
+
+
+def job_restart(*, job_id: int) -> Job:
+    """Run a failed or interrupted job again from its plan: its shards are dropped and planned anew.
+
+    Unlike a retry or a resume, done shards are redone. ``result`` is kept: the kinds' planners read
+    the run they started from it (a batch, a replay run), so a restart refills that run.
+    """
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job_id)
+        if job.status not in (Job.Status.FAILED, Job.Status.INTERRUPTED):
+            return job
+        job.shards.all().delete()
+        job.requeue()
+        _forget_reused(job)
+        job.shards_total = job.shards_done = job.items_total = job.items_done = 0
+        job.started_at = None
+        job.heartbeat_at = timezone.now()
+        job.save(
+            update_fields=[
+                "status", "error", "finished_at", "shards_total", "shards_done", "items_total", "items_done",
+                "started_at", "heartbeat_at", "result",
+            ]
+        )  # fmt: skip
+        transaction.on_commit(lambda: _enqueue_plan(job_id))
+    return job
+
+
+def _forget_reused(job: Job) -> None:
+    """Before planning again, drop a result that points at another job's finished run.
+
+    A planner that found nothing changed records the run it reused (``reused``: the active batch, the
+    latest replay); planning again with it would refill that finished run in place. Its own run
+    (``reused`` absent) is kept, so planning again completes the run it started.
+    """
+    if job.result.get("reused"):
+        job.result = {}
+
+
+def job_heartbeat(*, job_id: int) -> None:
+    """Record a sign of life from the worker planning the job or running one of its shards."""
+    Job.objects.filter(pk=job_id, status__in=Job.ACTIVE).update(heartbeat_at=timezone.now())
+
+
+def job_stale_after() -> timedelta:
+    """Return how long a queued or running job may go without a heartbeat before it counts as interrupted."""
+    hours = float(getattr(settings, "ELM_JOB_STALE_AFTER_HOURS", 24))
+    # Never under three missed heartbeats, whatever the setting says: a live worker's job is never stale.
+    return max(timedelta(hours=hours), timedelta(seconds=3 * heartbeat_seconds()))
+
+
+def jobs_interrupted_mark(*, reason: str, stale_after: timedelta | None = None) -> list[int]:
+    """Mark queued and running jobs that no worker runs any more as interrupted, with their pending shards.
+
+    ``stale_after=None`` takes every queued or running job: only for a caller that knows no worker
+    runs (the demo before it starts its own workers; ``manage.py jobs_recover --all``). Otherwise a
+    job is taken only when its last sign of life (heartbeat, else start, else creation) is older than
+    ``stale_after``: a live worker beats every ELM_JOB_HEARTBEAT_SECONDS while it plans or runs a
+    shard, so its jobs are never taken. Rows locked by a worker right now are skipped too.
+    Returns the ids of the jobs marked.
+    """
+    with transaction.atomic():
+        qs = (
+            Job.objects.select_for_update(skip_locked=True)
+            .filter(status__in=Job.ACTIVE)
+            .annotate(seen=Coalesce("heartbeat_at", "started_at", "created_at"))
+        )
+        if stale_after is not None:
+            qs = qs.filter(seen__lt=timezone.now() - stale_after)
+        jobs = list(qs.order_by("pk"))
+        for job in jobs:
+            # finished_at: the last sign of life, so the duration shown is how long it really ran.
+            job.interrupt(reason=reason, stopped_at=job.seen if job.started_at else None)
+            job.save(update_fields=["status", "error", "finished_at"])
+        ids = [job.pk for job in jobs]
+        JobShard.objects.filter(job_id__in=ids).transition("interrupt")
+    if ids:
+        logger.warning("marked %s job(s) interrupted (%s): %s", len(ids), reason, ids)
+    return ids
 
 
 def _describe(exc: BaseException) -> str:
     return "".join(traceback.format_exception_only(type(exc), exc)).strip() + "\n" + traceback.format_exc(limit=8)
 
 
-# A job still "running" after this long is taken as dead (its worker was lost) and does not block.
-NIGHTLY_STALE_AFTER_HOURS = 24
+STALE_REASON = "Interrupted: no worker reported on this job for too long (its worker was stopped or lost)."
 _NIGHTLY_LOCK = 0x454C4D4E  # "ELMN": one advisory lock id for starting the nightly chain
 
 
@@ -221,19 +320,16 @@ def nightly_refresh_start(
     """Start the refresh chain unless a job of it is queued or running; return the first job or None.
 
     An advisory lock serializes concurrent starts (beat firing while an admin presses the button),
-    so two chains never run at once.
+    so two chains never run at once. Jobs without a heartbeat for ``job_stale_after()`` are marked
+    interrupted first (their worker was lost), so a dead job never blocks the night.
     """
-    from datetime import timedelta
-
     from django.db import connection
 
     with transaction.atomic():
         with connection.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", [_NIGHTLY_LOCK])
-        recent = timezone.now() - timedelta(hours=NIGHTLY_STALE_AFTER_HOURS)
-        busy = Job.objects.filter(
-            kind__in=list(chain), status__in=[Job.Status.QUEUED, Job.Status.RUNNING], created_at__gte=recent
-        ).exists()
+        jobs_interrupted_mark(reason=STALE_REASON, stale_after=job_stale_after())
+        busy = Job.objects.filter(kind__in=list(chain), status__in=Job.ACTIVE).exists()
         if busy:
             logger.info("nightly refresh skipped: a job of the chain is still queued or running")
             return None

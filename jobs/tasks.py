@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from celery.signals import worker_ready
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connections
 
 from jobs import pipeline, registry, services
+from jobs.heartbeat import heartbeat
 from jobs.models import Job, JobShard
 
 logger = logging.getLogger(__name__)
@@ -27,7 +29,8 @@ def retry_backoff(retries: int) -> float:
 
 @shared_task(name="jobs.plan_job", acks_late=True, time_limit=600, soft_time_limit=570)
 def plan_job(job_id: int) -> None:
-    services.job_plan(job_id=job_id)
+    with heartbeat(job_id):
+        services.job_plan(job_id=job_id)
 
 
 @shared_task(bind=True, name="jobs.run_shard", acks_late=True, max_retries=MAX_DB_RETRIES)
@@ -39,7 +42,8 @@ def run_shard(self, job_id: int, index: int) -> int:
         if shard is None or shard.status != JobShard.Status.PENDING or shard.job.status != Job.Status.RUNNING:
             return 0
         kind = registry.get(shard.job.kind)
-        items = int(kind.run_shard(shard.job, shard.payload) or 0)
+        with heartbeat(job_id):
+            items = int(kind.run_shard(shard.job, shard.payload) or 0)
         services.shard_complete(job_id=job_id, index=index, items=items)
         return items
     except Exception as exc:
@@ -90,3 +94,17 @@ def on_last_attempt() -> bool:
     if not task or task.request.id is None:  # current_task is a proxy: falsy outside a task
         return True
     return task.request.retries >= MAX_RETRIES
+
+
+@worker_ready.connect
+def interrupted_jobs_mark(**kwargs) -> None:
+    """A starting worker marks the jobs no worker has reported on for ELM_JOB_STALE_AFTER_HOURS.
+
+    Only stale jobs: the other workers may be running the rest, and they beat every minute.
+    """
+    try:
+        services.jobs_interrupted_mark(reason=services.STALE_REASON, stale_after=services.job_stale_after())
+    except DatabaseError:
+        logger.warning("could not check for interrupted jobs at worker start", exc_info=True)
+    finally:
+        connections.close_all()  # the worker's main process keeps no connection of its own

@@ -8,4 +8,6 @@ urlpatterns = [
     path("jobs/nightly/", views.nightly_start, name="job-nightly"),
     path("jobs/<int:job_id>/", views.job_detail, name="job-detail"),
     path("jobs/<int:job_id>/retry/", views.job_retry, name="job-retry"),
+    path("jobs/<int:job_id>/resume/", views.job_resume, name="job-resume"),
+    path("jobs/<int:job_id>/restart/", views.job_restart, name="job-restart"),
 ]

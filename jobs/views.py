@@ -83,7 +83,7 @@ def _schedule_text(task) -> str:
 
 
 def _has_running(jobs: list[Job]) -> bool:
-    return any(j.status in (Job.Status.QUEUED, Job.Status.RUNNING) for j in jobs)
+    return any(j.is_active for j in jobs)
 
 
 @role_required(MANAGER)
@@ -140,7 +140,7 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
             "shards_limited": len(shards) >= SHARDS_SHOWN,
             "shard_counts": counts,
             "can_start": user_has_role(request.user, ADMIN),
-            "refresh": not job.is_finished,
+            "refresh": job.is_active,
         },
     )
 
@@ -167,19 +167,70 @@ def job_start(request: HttpRequest) -> HttpResponse:
     return redirect("job-detail", job_id=job.pk)
 
 
+@dataclass(frozen=True)
+class _Action:
+    """A button on a failed or interrupted job: which states allow it, the service, the messages."""
+
+    sources: tuple[str, ...]
+    service: object
+    refused: str
+    done: str
+
+
+ACTIONS = {
+    "retry": _Action(
+        (Job.Status.FAILED,),
+        services.job_retry,
+        gettext_lazy("Only a failed job can be retried."),
+        gettext_lazy("Retrying job #%(id)s."),
+    ),
+    "resume": _Action(
+        (Job.Status.INTERRUPTED,),
+        services.job_resume,
+        gettext_lazy("Only an interrupted job can be resumed."),
+        gettext_lazy("Resuming job #%(id)s: its unfinished shards are queued again."),
+    ),
+    "restart": _Action(
+        (Job.Status.FAILED, Job.Status.INTERRUPTED),
+        services.job_restart,
+        gettext_lazy("Only a failed or interrupted job can be run again from the start."),
+        gettext_lazy("Running job #%(id)s again from the start."),
+    ),
+}
+
+
+def _act(request: HttpRequest, job_id: int, name: str) -> HttpResponse:
+    action = ACTIONS[name]
+    job = get_object_or_404(Job, pk=job_id)
+    if job.status not in action.sources:
+        messages.warning(request, action.refused)
+        return redirect("job-detail", job_id=job.pk)
+    with transaction.atomic():
+        action.service(job_id=job.pk)
+        audit_record(actor=request.user, action=f"job.{name}", object_type="job", object_ref=job.pk, detail={})
+    messages.success(request, action.done % {"id": job.pk})
+    return redirect("job-detail", job_id=job.pk)
+
+
 @require_POST
 @role_required(ADMIN)
 def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
     """Re-queue the unfinished shards of a failed job (admins only)."""
-    job = get_object_or_404(Job, pk=job_id)
-    if job.status != Job.Status.FAILED:
-        messages.warning(request, _("Only a failed job can be retried."))
-        return redirect("job-detail", job_id=job.pk)
-    with transaction.atomic():
-        services.job_retry(job_id=job.pk)
-        audit_record(actor=request.user, action="job.retry", object_type="job", object_ref=job.pk, detail={})
-    messages.success(request, _("Retrying job #%(id)s.") % {"id": job.pk})
-    return redirect("job-detail", job_id=job.pk)
+    return _act(request, job_id, "retry")
+
+
+@require_POST
+@role_required(ADMIN)
+def job_resume(request: HttpRequest, job_id: int) -> HttpResponse:
+    """Go on with an interrupted job where it stopped (admins only)."""
+    return _act(request, job_id, "resume")
+
+
+@require_POST
+@role_required(ADMIN)
+def job_restart(request: HttpRequest, job_id: int) -> HttpResponse:
+    """Run a failed or interrupted job again from its plan, redoing every shard (admins only)."""
+    return _act(request, job_id, "restart")
 
 
 @require_POST

@@ -102,12 +102,12 @@ def _plan_evaluate(job) -> list[dict]:
 
 def _run_evaluate(job, payload) -> int:
     from recommendations.models import EvaluationRun
-    from recommendations.services.evaluation import evaluation_run_execute
+    from recommendations.services.evaluation import evaluation_run_execute, evaluation_run_reopen
 
     run_id = payload["evaluation_run_id"]
     if EvaluationRun.objects.filter(pk=run_id, status=EvaluationRun.Status.SUCCEEDED).exists():
         return 1  # a redelivered shard: the run is already stored
-    EvaluationRun.objects.filter(pk=run_id).update(status=EvaluationRun.Status.RUNNING, error="")
+    evaluation_run_reopen(run_id=run_id)
     run = evaluation_run_execute(run_id=run_id)
     job.result = {
         **job.result,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django_fsm import FSMField, FSMModelMixin, transition
 from pgvector.django import HnswIndex, VectorField
 
 EMBEDDING_DIM = 384
@@ -126,16 +129,20 @@ class ImportRun(models.Model):
         return f"Import #{self.pk} {self.file_name} ({self.status})"
 
 
-class RecommendationBatch(models.Model):
-    """One run of the recommender; exactly one succeeded batch is active at a time."""
+class RecommendationBatch(FSMModelMixin, models.Model):
+    """One run of the recommender; exactly one succeeded batch is active at a time.
+
+    ``status`` is a state machine: running -> active -> superseded, or running -> failed. Only
+    ``recommendations.services.recommend`` calls the transitions.
+    """
 
     class Status(models.TextChoices):
-        RUNNING = "running", "Running"
-        ACTIVE = "active", "Active"
-        SUPERSEDED = "superseded", "Superseded"
-        FAILED = "failed", "Failed"
+        RUNNING = "running", _("Running")
+        ACTIVE = "active", _("Active")
+        SUPERSEDED = "superseded", _("Superseded")
+        FAILED = "failed", _("Failed")
 
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING, db_index=True)
+    status = FSMField(max_length=16, choices=Status.choices, default=Status.RUNNING, db_index=True, protected=True)
     recommender = models.CharField(max_length=64)
     model_version = models.CharField(max_length=128)
     params = models.JSONField(default=dict)
@@ -157,6 +164,19 @@ class RecommendationBatch(models.Model):
     def __str__(self) -> str:
         return f"Batch #{self.pk} {self.recommender} ({self.status})"
 
+    @transition(field=status, source=Status.RUNNING, target=Status.ACTIVE)
+    def activate(self) -> None:
+        """Every customer's list is written: this batch is the one everybody reads."""
+        self.activated_at = timezone.now()
+
+    @transition(field=status, source=Status.ACTIVE, target=Status.SUPERSEDED)
+    def supersede(self) -> None:
+        """A newer batch became active (kept for outcomes recorded against it)."""
+
+    @transition(field=status, source=Status.RUNNING, target=Status.FAILED)
+    def fail(self) -> None:
+        """The batch will not be completed."""
+
 
 class Recommendation(models.Model):
     batch = models.ForeignKey(RecommendationBatch, on_delete=models.CASCADE, related_name="recommendations")
@@ -177,7 +197,7 @@ class Recommendation(models.Model):
         return f"#{self.rank} {self.product_id} for {self.customer_id} ({self.score:.3f})"
 
 
-class EvaluationRun(models.Model):
+class EvaluationRun(FSMModelMixin, models.Model):
     """One offline evaluation: configuration, metrics of every model with intervals, and the model it chose.
 
     ``metrics`` maps each model to ``{params, version, baseline, validation_ndcg@10, test: {metric: {mean,
@@ -186,11 +206,11 @@ class EvaluationRun(models.Model):
     """
 
     class Status(models.TextChoices):
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
 
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING, db_index=True)
+    status = FSMField(max_length=16, choices=Status.choices, default=Status.RUNNING, db_index=True, protected=True)
     source = models.CharField(max_length=16)  # "db" or "csv"
     reduced = models.BooleanField(default=False)
     config = models.JSONField(default=dict)
@@ -216,16 +236,34 @@ class EvaluationRun(models.Model):
     def __str__(self) -> str:
         return f"Evaluation #{self.pk} ({self.status}, chose {self.chosen_model or '-'})"
 
+    # running -> succeeded | failed; a failed run is run again by its job's retry (failed -> running).
+    @transition(field=status, source=Status.RUNNING, target=Status.SUCCEEDED)
+    def succeed(self) -> None:
+        self.finished_at = timezone.now()
 
-class SegmentRun(models.Model):
-    """One k-means segmentation of the customer vectors, k chosen by silhouette."""
+    @transition(field=status, source=Status.RUNNING, target=Status.FAILED)
+    def fail(self, error: str = "") -> None:
+        self.error = error[:4000]
+        self.finished_at = timezone.now()
+
+    @transition(field=status, source=Status.FAILED, target=Status.RUNNING)
+    def retry(self) -> None:
+        self.error = ""
+        self.finished_at = None
+
+
+class SegmentRun(FSMModelMixin, models.Model):
+    """One k-means segmentation of the customer vectors, k chosen by silhouette.
+
+    running -> succeeded | failed; a new segmentation is a new run.
+    """
 
     class Status(models.TextChoices):
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
 
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING, db_index=True)
+    status = FSMField(max_length=16, choices=Status.choices, default=Status.RUNNING, db_index=True, protected=True)
     k = models.PositiveSmallIntegerField(null=True)
     silhouette = models.FloatField(null=True)  # mean silhouette (cosine) at the chosen k
     silhouette_by_k = models.JSONField(default=dict)  # {k: mean silhouette} of every k tried
@@ -245,6 +283,15 @@ class SegmentRun(models.Model):
 
     def __str__(self) -> str:
         return f"Segmentation #{self.pk} (k={self.k}, {self.status})"
+
+    @transition(field=status, source=Status.RUNNING, target=Status.SUCCEEDED)
+    def succeed(self) -> None:
+        self.finished_at = timezone.now()
+
+    @transition(field=status, source=Status.RUNNING, target=Status.FAILED)
+    def fail(self, error: str = "") -> None:
+        self.error = error[:4000]
+        self.finished_at = timezone.now()
 
 
 class Segment(models.Model):

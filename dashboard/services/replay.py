@@ -290,8 +290,7 @@ def replay_run_finish(*, run_id: int) -> ReplayRun:
             recommendations=Count("id"), customers=Count("customer_id", distinct=True), won=Count("id", Q(won=True))
         )
         run.recommendations, run.customers, run.won = totals["recommendations"], totals["customers"], totals["won"]
-        run.status = ReplayRun.Status.SUCCEEDED
-        run.finished_at = timezone.now()
+        run.succeed()
         run.save(update_fields=["recommendations", "customers", "won", "status", "finished_at"])
         keep = ReplayRun.objects.filter(status=ReplayRun.Status.SUCCEEDED).order_by("-created_at")[:KEEP_RUNS]
         ReplayRun.objects.exclude(pk__in=list(keep.values_list("pk", flat=True))).exclude(
@@ -302,4 +301,9 @@ def replay_run_finish(*, run_id: int) -> ReplayRun:
 
 
 def replay_run_fail(*, run_id: int) -> None:
-    ReplayRun.objects.filter(pk=run_id, status=ReplayRun.Status.RUNNING).update(status=ReplayRun.Status.FAILED)
+    """Mark a running replay failed (a finished one stays as it is)."""
+    with transaction.atomic():
+        run = ReplayRun.objects.select_for_update().get(pk=run_id)
+        if run.status == ReplayRun.Status.RUNNING:
+            run.fail()
+            run.save(update_fields=["status", "finished_at"])

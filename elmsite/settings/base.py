@@ -254,6 +254,12 @@ ELM_HNSW_EF_SEARCH = env_int("ELM_HNSW_EF_SEARCH", 400)
 ELM_SHARD_SIZE = env_int("ELM_SHARD_SIZE", 512)
 # A failed shard is retried after this many seconds x 4^attempt (5 s, 20 s, 80 s), then marked failed.
 ELM_JOB_RETRY_BACKOFF = float(os.environ.get("ELM_JOB_RETRY_BACKOFF", 5))
+# A worker planning a job or running one of its shards writes the job's heartbeat this often. A queued
+# or running job without one for ELM_JOB_STALE_AFTER_HOURS is marked interrupted (nightly refresh, a
+# worker starting, `manage.py jobs_recover`): far above the longest shard time limit (3 h), so a job
+# waiting behind a long queue is not taken for a dead one. docs/reliability.md, "Interrupted jobs".
+ELM_JOB_HEARTBEAT_SECONDS = float(os.environ.get("ELM_JOB_HEARTBEAT_SECONDS", 60))
+ELM_JOB_STALE_AFTER_HOURS = float(os.environ.get("ELM_JOB_STALE_AFTER_HOURS", 24))
 
 LOGGING = {
     "version": 1,

@@ -92,7 +92,7 @@ def customer_descriptions_generate(*, customer_ids: list[int], max_new_tokens: i
     with transaction.atomic():
         for i, cid in enumerate(ids):
             customer = customers[cid]
-            CustomerDescription.objects.update_or_create(
+            description, created = CustomerDescription.objects.update_or_create(
                 customer=customer,
                 defaults={
                     "text": texts[i],
@@ -102,12 +102,14 @@ def customer_descriptions_generate(*, customer_ids: list[int], max_new_tokens: i
                     "reference_consistency": float(sc_reference[i]),
                     "flags": _checks(texts[i], facts[cid], references[i], customer.pseudonym),
                     "versions": {**versions, "customer_input_hash": customer.embedding_input_hash},
-                    "status": CustomerDescription.Status.PENDING_REVIEW,
                     "reviewed_by": None,
                     "reviewed_at": None,
                     "generated_at": now,
                 },
             )
+            if not created and description.status != CustomerDescription.Status.PENDING_REVIEW:
+                description.resubmit()  # a new text is reviewed again, whatever the old one's verdict
+                description.save(update_fields=["status"])
     return len(ids)
 
 
@@ -135,7 +137,7 @@ def customer_description_review(
                 f"this description is {locked.get_status_display().lower()}, not pending review"
             )
         before = locked.status
-        locked.status = REVIEW_ACTIONS[action]
+        getattr(locked, action)()  # the transition: approve or reject
         locked.reviewed_by = reviewer
         locked.reviewed_at = timezone.now()
         locked.save(update_fields=["status", "reviewed_by", "reviewed_at"])

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 from django.db import transaction
-from django.utils import timezone
 
 from recommendations.models import EvaluationRun
 
@@ -46,6 +45,16 @@ def evaluation_run_start(*, source: str = "db", reduced: bool = False, config: d
     if source not in ("db", "csv"):
         raise ValueError(f"unknown source {source!r}")
     return EvaluationRun.objects.create(source=source, reduced=reduced, config=config or {}, job=job)
+
+
+def evaluation_run_reopen(*, run_id: int) -> EvaluationRun:
+    """Put a failed run back to running before its job's retry runs it again (a running run stays)."""
+    with transaction.atomic():
+        run = EvaluationRun.objects.select_for_update().get(pk=run_id)
+        if run.status == EvaluationRun.Status.FAILED:
+            run.retry()
+            run.save(update_fields=["status", "error", "finished_at"])
+    return run
 
 
 def hashed_embeddings(codes, *, dim: int = 32) -> dict[str, np.ndarray]:
@@ -125,12 +134,12 @@ def evaluation_run_execute(
             log=log,
         )
     except Exception as exc:
-        EvaluationRun.objects.filter(pk=run_id).update(
-            status=EvaluationRun.Status.FAILED,
-            error=f"{type(exc).__name__}: {exc}"[:4000],
-            finished_at=timezone.now(),
-            wall_seconds=round(time.perf_counter() - started, 1),
-        )
+        with transaction.atomic():
+            failed = EvaluationRun.objects.select_for_update().get(pk=run_id)
+            if failed.status == EvaluationRun.Status.RUNNING:
+                failed.fail(error=f"{type(exc).__name__}: {exc}")
+                failed.wall_seconds = round(time.perf_counter() - started, 1)
+                failed.save(update_fields=["status", "error", "finished_at", "wall_seconds"])
         raise
     result["config"].update(source=run.source, embeddings_label=embeddings_label, reduced=run.reduced)
     result["timings_s"]["load"] = round(loaded, 1)
@@ -164,8 +173,7 @@ def evaluation_run_record(*, run_id: int, result: dict, wall_seconds: float) -> 
         run.chosen_params = result["production"]["params"]
         run.calibration = result.get("calibration") or {}
         run.wall_seconds = round(wall_seconds, 1)
-        run.status = EvaluationRun.Status.SUCCEEDED
-        run.finished_at = timezone.now()
+        run.succeed()
         run.save()
     return run
 

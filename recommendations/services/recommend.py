@@ -240,21 +240,30 @@ def _hybrid_compute(batch: RecommendationBatch, customer_ids: Sequence[int]) -> 
 
 
 def recommendation_batch_activate(*, batch_id: int) -> RecommendationBatch:
-    """Make the batch the one everybody reads, superseding the previous one in the same transaction."""
+    """Make the batch the one everybody reads, superseding the previous one in the same transaction.
+
+    At most one batch is active (a partial unique index), so the previous one is a single row that
+    takes its own transition; it is saved first, so the index never sees two active batches.
+    """
     with transaction.atomic():
         batch = RecommendationBatch.objects.select_for_update().get(pk=batch_id)
         if batch.status == RecommendationBatch.Status.ACTIVE:
             return batch
-        RecommendationBatch.objects.filter(status=RecommendationBatch.Status.ACTIVE).update(
-            status=RecommendationBatch.Status.SUPERSEDED
+        previous = (
+            RecommendationBatch.objects.select_for_update().filter(status=RecommendationBatch.Status.ACTIVE).first()
         )
-        batch.status = RecommendationBatch.Status.ACTIVE
-        batch.activated_at = timezone.now()
+        if previous is not None:
+            previous.supersede()
+            previous.save(update_fields=["status"])
+        batch.activate()
         batch.save(update_fields=["status", "activated_at"])
     return batch
 
 
 def recommendation_batch_fail(*, batch_id: int) -> None:
-    RecommendationBatch.objects.filter(pk=batch_id, status=RecommendationBatch.Status.RUNNING).update(
-        status=RecommendationBatch.Status.FAILED
-    )
+    """Mark a running batch failed (a batch that is active or superseded already stays as it is)."""
+    with transaction.atomic():
+        batch = RecommendationBatch.objects.select_for_update().get(pk=batch_id)
+        if batch.status == RecommendationBatch.Status.RUNNING:
+            batch.fail()
+            batch.save(update_fields=["status"])

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 
 import numpy as np
 from django.db import connection, transaction
-from django.utils import timezone
 
 from recommendations.models import Customer, Product, Segment, SegmentRun
 from recommendations.vectors import fetch_vectors
@@ -203,14 +202,15 @@ def segments_compute(*, job=None, k_min: int = 2, k_max: int = 12, seed: int = 0
             run.description_source = source
             run.adapter_version = adapter.version if adapter is not None else ""
             run.interpolation = interpolation
-            run.status = SegmentRun.Status.SUCCEEDED
-            run.finished_at = timezone.now()
+            run.succeed()
             run.wall_seconds = round(time.perf_counter() - started, 1)
             run.save()
     except Exception as exc:
-        SegmentRun.objects.filter(pk=run.pk).update(
-            status=SegmentRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:4000], finished_at=timezone.now()
-        )
+        with transaction.atomic():
+            failed = SegmentRun.objects.select_for_update().get(pk=run.pk)
+            if failed.status == SegmentRun.Status.RUNNING:
+                failed.fail(error=f"{type(exc).__name__}: {exc}")
+                failed.save(update_fields=["status", "error", "finished_at"])
         raise
     return run
 

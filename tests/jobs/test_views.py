@@ -177,3 +177,65 @@ def test_the_detail_page_runs_a_fixed_number_of_queries(manager):
     with CaptureQueriesContext(connection) as many:
         client.get(f"/jobs/{job.pk}/")
     assert len(many.captured_queries) == len(few.captured_queries) <= 12
+
+
+# --------------------------------------------------------------------------- interrupted jobs
+
+
+def _interrupted(**fields) -> Job:
+    return Job.objects.create(
+        kind="recommend", status=Job.Status.INTERRUPTED, error="Interrupted: the demo was stopped.", **fields
+    )
+
+
+def test_an_interrupted_job_shows_why_with_resume_and_retry_for_admins_only(manager, admin):
+    # given a job a stopped run left behind
+    job = _interrupted()
+    # when a manager and an admin open it
+    as_manager = _client(manager).get(f"/jobs/{job.pk}/").content.decode()
+    as_admin = _client(admin).get(f"/jobs/{job.pk}/").content.decode()
+    # then both read the state and the reason, and the page does not refresh itself
+    for html in (as_manager, as_admin):
+        assert "job-status--interrupted" in html and "Interrupted: the demo was stopped." in html
+        assert "autorefresh.js" not in html
+    # and only the admin gets the two buttons
+    assert f"/jobs/{job.pk}/resume/" in as_admin and f"/jobs/{job.pk}/restart/" in as_admin
+    assert "/resume/" not in as_manager and "/restart/" not in as_manager
+
+
+def test_a_failed_job_offers_retry_and_retry_from_the_start_but_not_resume(admin):
+    job = Job.objects.create(kind="recommend", status=Job.Status.FAILED, error="boom")
+    html = _client(admin).get(f"/jobs/{job.pk}/").content.decode()
+    assert f"/jobs/{job.pk}/retry/" in html and f"/jobs/{job.pk}/restart/" in html
+    assert "/resume/" not in html
+
+
+@pytest.mark.parametrize(("action", "status"), [("resume", Job.Status.QUEUED), ("restart", Job.Status.QUEUED)])
+def test_an_admin_resumes_or_restarts_an_interrupted_job_and_it_is_audited(admin, action, status):
+    # given an interrupted job that never planned (so both actions queue its planning)
+    job = _interrupted()
+    client = _client(admin)
+    # when the admin presses the button
+    response = client.post(f"/jobs/{job.pk}/{action}/", {"csrfmiddlewaretoken": _csrf(client)})
+    # then the job is queued again without the reason, and the action is audited
+    job.refresh_from_db()
+    assert response.status_code == 302 and (job.status, job.error) == (status, "")
+    assert AuditEvent.objects.get(action=f"job.{action}").object_ref == str(job.pk)
+
+
+def test_resuming_a_job_that_is_not_interrupted_is_refused_and_changes_nothing(admin):
+    job = Job.objects.create(kind="recommend", status=Job.Status.FAILED, error="boom")
+    client = _client(admin)
+    response = client.post(f"/jobs/{job.pk}/resume/", {"csrfmiddlewaretoken": _csrf(client)}, follow=True)
+    job.refresh_from_db()
+    assert (job.status, job.error) == (Job.Status.FAILED, "boom")
+    assert "Only an interrupted job can be resumed." in response.content.decode()
+    assert not AuditEvent.objects.filter(action="job.resume").exists()
+
+
+def test_the_list_filters_interrupted_jobs(manager):
+    interrupted = _interrupted()
+    Job.objects.create(kind="recommend", status=Job.Status.RUNNING)
+    response = _client(manager).get("/jobs/?status=interrupted")
+    assert [j.pk for j in response.context["jobs"]] == [interrupted.pk]
+    assert '<option value="interrupted" selected>' in response.content.decode()

@@ -136,6 +136,8 @@ MATRIX: dict[str, dict] = {
     "job-detail": {"kwargs": "job", "GET": manager_page()},
     "job-start": {"GET": everyone(405), "POST": statuses(LOGIN, 403, 403, 403, 302), "data": {"kind": "recommend"}},
     "job-retry": {"kwargs": "job", "GET": everyone(405), "POST": statuses(LOGIN, 403, 403, 403, 302)},
+    "job-resume": {"kwargs": "job", "GET": everyone(405), "POST": statuses(LOGIN, 403, 403, 403, 302)},
+    "job-restart": {"kwargs": "job", "GET": everyone(405), "POST": statuses(LOGIN, 403, 403, 403, 302)},
     "job-nightly": {"GET": everyone(405), "POST": statuses(LOGIN, 403, 403, 403, 302)},
     "customer-detail": {"kwargs": "customer", "GET": page()},
     # customers: API

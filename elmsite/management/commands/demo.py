@@ -65,6 +65,7 @@ class Command(BaseCommand):
         try:
             self._step("Migrating the database")
             call_command("migrate", interactive=False, verbosity=0)
+            call_command("jobs_recover", "--all")  # a stopped run's unfinished jobs: interrupted, before our workers
             self._import(dataset)
             children += self._start_workers(var)
             children.append(self._start_beat(var))
