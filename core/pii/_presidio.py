@@ -7,7 +7,7 @@ ImportError``), so while they load we make torch and transformers unimportable; 
 block is lifted, so a worker that needs torch later still gets it. A process that already has
 torch loaded (a worker) imports Presidio normally.
 
-Only import this module through ``pii.get_analyzer()``.
+Only import this module through ``core.pii.get_analyzer()``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import contextlib
 import logging
 import sys
 
-from explanations.checks.pii import find_person_names, find_street_addresses
+from core.pii.addresses import find_street_addresses
+from core.pii.names import find_person_names
 
 _HEAVY = ("torch", "transformers", "sentence_transformers")
 # Presidio logs every loaded recognizer and the device at INFO; the checks run per request.
