@@ -1,4 +1,4 @@
-"""Street addresses: house number and street (UK/US, French, German/Dutch/Nordic, Spanish/Italian)."""
+"""Street addresses: house number and street (UK/US, French, German/Dutch/Nordic, Spanish/Italian), PO boxes."""
 
 from __future__ import annotations
 
@@ -41,6 +41,21 @@ _SOUTH_STREET = re.compile(
 _WEAK_END = re.compile(r"\s*(?:$|[,.;:)\n]|\s[A-Z]{1,2}\d)|\s+[a-z]")
 
 
+# The same in lower case, as typed into a note ("221b baker street"); only long street words count, and the
+# street's name may not hold function words ("3 items on the road" is not an address).
+_LOWER_STREET = re.compile(
+    rf"\b(?P<num>{_NUM}),?\s+(?P<name>(?:[a-z][a-z'’-]+\s){{1,3}})"
+    r"(?P<kind>street|road|lane|avenue|drive|close|crescent|terrace|gardens|grove|mews|st|rd|ave)\b"
+)
+_FUNCTION_WORDS = _words(
+    "a an the of on in at to for from by with and or but as per each every all any some this that these those it its "
+    "their your our my his her is are was be x pcs pack packs set sets box boxes units items orders"
+)
+_PO_BOX = re.compile(
+    r"\b(?:P\.?\s?O\.?\s?Box|Post\s?Box|Postfach|Apartado(?:\sde\scorreos)?|Casella\spostale)\s?\d{1,6}\b", re.I
+)
+
+
 def find_street_addresses(text: str) -> list[tuple[int, int]]:
     """Return (start, end) spans of street addresses (UK/US style and common European forms)."""
     spans = []
@@ -55,7 +70,10 @@ def find_street_addresses(text: str) -> list[tuple[int, int]]:
         if re.fullmatch(_WEAK, kind, flags=re.IGNORECASE) and not _WEAK_END.match(text, m.end()):
             continue
         spans.append((m.start(), m.end()))
-    for pattern in (_FR_STREET, _DE_STREET, _SOUTH_STREET):
+    for m in _LOWER_STREET.finditer(text):
+        if not any(word in _FUNCTION_WORDS for word in m.group("name").split()):
+            spans.append((m.start(), m.end()))
+    for pattern in (_FR_STREET, _DE_STREET, _SOUTH_STREET, _PO_BOX):
         spans.extend((m.start(), m.end()) for m in pattern.finditer(text))
     return spans
 

@@ -103,6 +103,51 @@ def _ambiguous(word: str) -> bool:
     return word.lower() in AMBIGUOUS_NAMES
 
 
+# Common English words that the scraped name lists also hold. In lower or upper case a name has no
+# capital to tell it from a word, so these never make a name there ("will sell", "GRAND CHASE").
+COMMON_WORDS = _words(
+    """
+    about above after again all also and any are back bag bags band bank bar base bat bean bear beard bed
+    been before best big bin bird bit blue boat bold bond book boot born both bottle bow bowl box boy
+    brand bread brick bridge bright bring buck buy buyer call came can cane cap car card care case chase
+    cheap chief child china chip clark clear coat cold come cook corner cost could count cover craft
+    cup cut dale dark date deal dean dear deep does doll don door down drew each earl early east easy
+    eight even every fair fall far farm fast few fine fish five flat fly ford fore four free fresh
+    from full gay gem gene girl given glad good grand gray great hand hard has have head heart held
+    her here high him his hold home hot how hull hunter ink iron its jean jeans jet just keen kind king
+    knight lamb land lane large last late lead lee less light like line lines link little long look
+    lord lot love low made main major man many march mart mason master may mill miller mine more most
+    much must name near neat new next nice night north note now oak old only orange other our over
+    own page pair pan paper party pass pat pen people per pick pie piece pine pipe place plain plate
+    play plum poor pope post pot price print pure rack ray read rich ride right ring road rock roll
+    room round row royal rush sale same say sea seal set shaw she shop short should show side sign
+    silk simple sing small smart sole some south spice spot square stand start stay steel still
+    stock strong such sue sun sweet table tall tan tea than that the their them then there these they
+    this those tile time top tower town tree true turner two under union upon use very wall ward warm
+    was water way weaver well were west what when where which while who why wide wild win wine
+    wing with wolf word work would yard year yellow york you young your
+    """
+)
+_ROMAJI_HONORIFICS = ("san", "sama", "sensei", "kun", "chan", "shi", "dono")
+
+
+def _style(word: str) -> str | None:
+    """Return "title", "upper" or "lower" for a word written in that case, else None."""
+    if _is_title_case(word):
+        return "title"
+    if _is_upper(word):
+        return "upper"
+    if word.islower():
+        return "lower"
+    return None
+
+
+def _plain_name(word: str, names: frozenset[str]) -> bool:
+    """A listed name that is neither a product word nor a common English word (for caseless text)."""
+    low = word.lower()
+    return len(low) > 2 and _in_list(word, names) and low not in AMBIGUOUS_NAMES and low not in COMMON_WORDS
+
+
 def find_person_names(text: str) -> list[tuple[int, int]]:
     """Return (start, end) spans of person names in name-like context."""
     first, last = name_lists()
@@ -129,31 +174,68 @@ def find_person_names(text: str) -> list[tuple[int, int]]:
                 break
         return j
 
+    def caseless_pair(i: int, style: str) -> int | None:
+        """Rules 2 and 2b without a capital to go by: both words plain listed names in the same case."""
+        if not joined(i):
+            return None
+        word, nxt = tokens[i][2], tokens[i + 1][2]
+        if _style(nxt) != style:
+            return None
+        j = i + 1
+        if tokens[j][2].lower() in _PARTICLES and joined(j) and _style(tokens[j + 1][2]) == style:
+            # "pieter de vries", "PIETER DE VRIES": after a particle the surname need not be listed.
+            j += 1
+            nxt = tokens[j][2].lower()
+            plain = len(nxt) > 2 and nxt not in COMMON_WORDS and nxt not in AMBIGUOUS_NAMES
+            return j if _plain_name(word, first) and plain else None
+        if _plain_name(word, first) and _plain_name(nxt, last):
+            return j
+        # Surname first, as Japanese (and Hungarian) names are written: "YAMAMOTO TAKASHI".
+        if j == i + 1 and _plain_name(word, last) and not _in_list(word, first) and _plain_name(nxt, first):
+            return j
+        return None
+
     i = 0
     while i < len(tokens):
         start, _, word = tokens[i]
         low = word.lower()
+        style = _style(word)
         taken = None
-        # Rule 1: a title and a capitalized word ("Mrs Patel", "Dr. Anna Weber", "MR SMITH").
-        if low in _TITLES and (_is_title_case(word) or _is_upper(word)) and joined(i):
+        # Rule 1: a title and a capitalized word ("Mrs Patel", "Dr. Anna Weber", "MR SMITH", "mr smith").
+        if low in _TITLES and style and joined(i):
             j = i + 1
             nxt = tokens[j][2]
             # "Mrs Okafor" is a name even if not listed, but "Mr Robot Soft Toy" is a product.
             listed = (_in_list(nxt, last) or _in_list(nxt, first)) and not _ambiguous(nxt)
             more = joined(j) and _is_title_case(tokens[j + 1][2])
-            if _is_title_case(nxt) and nxt.lower() not in _TITLES and (listed or not more):
+            # "Dr Grace Okonkwo": a first name (a product word too) and an unlisted word that ends the run.
+            first_and_end = (
+                _in_list(nxt, first)
+                and joined(j)
+                and _is_title_case(tokens[j + 1][2])
+                and not (joined(j + 1) and _is_title_case(tokens[j + 2][2]))
+            )
+            if (
+                style != "lower"
+                and _is_title_case(nxt)
+                and nxt.lower() not in _TITLES
+                and (listed or not more or first_and_end)
+            ):
                 while joined(j) and (
                     (_is_title_case(tokens[j + 1][2]) and _in_list(tokens[j + 1][2], any_name))
                     or tokens[j + 1][2].lower() in _PARTICLES
+                    # after a particle any capitalized word: "Dr Pieter de Vries"
+                    or (tokens[j][2].lower() in _PARTICLES and _is_title_case(tokens[j + 1][2]))
+                    or (first_and_end and j == i + 1)
                 ):
                     j += 1
                 while tokens[j][2].lower() in _PARTICLES:  # never end on "van"
                     j -= 1
                 taken = (start, j)
-            elif _is_upper(nxt) and (_in_list(nxt, last) or _in_list(nxt, first)) and not _ambiguous(nxt):
+            elif style == _style(nxt) != "title" and listed and nxt.lower() not in COMMON_WORDS:
                 taken = (start, j)
         # Rule 2: a first name and a surname ("Sarah Mitchell"), at most one of them ambiguous.
-        if taken is None and _is_title_case(word) and _in_list(word, first) and joined(i):
+        if taken is None and style == "title" and _in_list(word, first) and joined(i):
             j = i + 1
             middle_initial = re.fullmatch(r"[A-Z]", tokens[j][2]) is not None
             if middle_initial and joined(j):
@@ -177,12 +259,22 @@ def find_person_names(text: str) -> list[tuple[int, int]]:
                     and not (_ambiguous(nxt) and joined(j) and _is_title_case(tokens[j + 1][2]))
                 ):
                     taken = (start, extend_surnames(j))
-        # Rule 3: a cue and an unambiguous first name ("ask Sarah", "Dear John,").
-        if taken is None and _is_title_case(word) and _in_list(word, first) and not _ambiguous(word) and i > 0:
+        # Rule 2 in lower or upper case ("sarah mitchell", "SARAH MITCHELL") and surname-first names.
+        if taken is None and style in ("lower", "upper", "title") and (j := caseless_pair(i, style)) is not None:
+            taken = (start, j)
+        # Rule 3: a cue and an unambiguous first name ("ask Sarah", "Dear John,", "dear sarah").
+        if taken is None and style in ("title", "lower") and _in_list(word, first) and not _ambiguous(word) and i > 0:
             prev = tokens[i - 1][2].lower()
             near = re.fullmatch(r"[ ,:]{1,3}", text[tokens[i - 1][1] : start]) is not None
             two = i > 1 and prev in {"to", "with"} and tokens[i - 2][2].lower() in _CUE_VERBS
-            if near and (prev in _CUES or two):
+            if near and (prev in _CUES or two) and (style == "title" or _plain_name(word, first)):
+                taken = (start, i)
+        # Rule 4: a romaji name with a Japanese honorific ("Tanaka-san", "suzuki sama").
+        if taken is None and style:
+            stem, _, suffix = low.rpartition("-")
+            with_suffix = stem and suffix in _ROMAJI_HONORIFICS and _in_list(stem, any_name) and not _ambiguous(stem)
+            before = joined(i) and tokens[i + 1][2].lower() in _ROMAJI_HONORIFICS and _plain_name(word, any_name)
+            if with_suffix or before:
                 taken = (start, i)
         if taken is not None:
             s, j = taken
