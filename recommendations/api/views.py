@@ -99,11 +99,11 @@ def _customer_or_404(request: Request, pseudonym: str, *, with_concepts: bool = 
         raise NotFound(_("No customer with this pseudonym.")) from None
 
 
-class IsStaffOrManager(BasePermission):
-    message = _("Only staff and managers may download rejected rows.")
+class MayReadRejectedRows(BasePermission):
+    message = _("Only managers and admins may download rejected rows.")
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        return selectors.user_is_staff_or_manager(user=request.user)
+        return s.may_read_rejected_rows(request.user)
 
 
 # --------------------------------------------------------------------------- auth
@@ -234,7 +234,7 @@ class ImportRunListApi(ListAPIView):
 
 
 class ImportRunRejectedRowsApi(APIView):
-    permission_classes = [IsAuthenticated, IsStaffOrManager]
+    permission_classes = [IsAuthenticated, MayReadRejectedRows]
 
     @extend_schema(
         tags=["imports"],
@@ -245,7 +245,7 @@ class ImportRunRejectedRowsApi(APIView):
         responses={
             (200, "text/csv"): OpenApiTypes.BINARY,
             401: UNAUTHENTICATED,
-            403: OpenApiResponse(s.ErrorSerializer, description=_("Only staff and managers may download them.")),
+            403: OpenApiResponse(s.ErrorSerializer, description=_("Only managers and admins may download them.")),
             404: OpenApiResponse(s.ErrorSerializer, description=_("No such import run, or it rejected no rows.")),
         },
     )
