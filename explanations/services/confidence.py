@@ -79,9 +79,11 @@ def confidence_calibrate(*, horizon_days: int = 90, method: str = "isotonic") ->
     choice = production_choice()
     if choice.recommender == HYBRID:
         return hybrid_confidence_calibrate(params=choice.params, horizon_days=horizon_days)
+    from recommendations.evaluation.calibration import TooLittleData, require_pairs
+
     purchases = _purchases()
     if purchases.empty:
-        raise ValueError("no purchases imported yet")
+        raise TooLittleData("too little data: no purchases imported yet")
     vectors = fetch_vectors(Product._meta.db_table, where="is_merchandise")
     products = np.array(list(vectors))
     matrix = np.stack([vectors[pid].astype(np.float64) for pid in products])
@@ -94,8 +96,12 @@ def confidence_calibrate(*, horizon_days: int = 90, method: str = "isotonic") ->
         "top_n": settings.ELM_RECOMMENDATIONS_PER_CUSTOMER,
         "half_life_days": settings.ELM_RECENCY_HALF_LIFE_DAYS,
     }
+    if (purchases["at"] < val_cutoff).sum() == 0:
+        raise TooLittleData(f"too little data: no purchase before the validation cutoff {val_cutoff:%Y-%m-%d}")
     val = replay(purchases, products, matrix, cutoff=val_cutoff, **common)
     test = replay(purchases, products, matrix, cutoff=test_cutoff, **common)
+    require_pairs("validation", val.scores, val.outcomes)
+    require_pairs("test", test.scores, test.outcomes)
     calibrator = fit_calibrator(val.scores, val.outcomes, method=method)
     calibrated = calibrator.predict(test.scores)
     raw = np.clip(test.scores, 0, 1)

@@ -321,20 +321,23 @@ def hybrid_confidence_calibrate(*, params: Mapping, horizon_days: int = 90, meth
     import pandas as pd
 
     from explanations.models import ConfidenceCalibration
-    from recommendations.evaluation.calibration import calibration_report, replay_pairs
+    from recommendations.evaluation.calibration import TooLittleData, calibration_report, replay_pairs, require_pairs
     from recommendations.evaluation.data import embeddings_from_db
     from recommendations.evaluation.hybrid import HybridRecommender
     from recommendations.evaluation.training import TrainingData
 
     interactions, as_of = _interactions_for_fit()
     if interactions.empty:
-        raise ValueError("no purchases imported yet")
+        raise TooLittleData("too little data: no purchases imported yet")
     embeddings = embeddings_from_db()
     test_cutoff = (as_of - pd.Timedelta(days=horizon_days)).normalize()
     val_cutoff = test_cutoff - pd.Timedelta(days=horizon_days)
     pairs = []
     for cutoff in (val_cutoff, test_cutoff):
         train = interactions.loc[interactions["occurred_at"] < cutoff]
+        if train["customer"].nunique() < 2:
+            raise TooLittleData(f"too little data: purchases of {train['customer'].nunique()} customers before "
+                                f"the cutoff {cutoff:%Y-%m-%d} (two horizons before the latest purchase)")  # fmt: skip
         model = HybridRecommender(**dict(params)).fit(
             TrainingData.from_interactions(train, as_of=cutoff, embeddings=embeddings)
         )
@@ -348,6 +351,8 @@ def hybrid_confidence_calibrate(*, params: Mapping, horizon_days: int = 90, meth
                 top_n=settings.ELM_RECOMMENDATIONS_PER_CUSTOMER,
             )
         )
+    for window, (scores, outcomes) in zip(("validation", "test"), pairs, strict=True):
+        require_pairs(window, scores, outcomes)
     report = calibration_report(pairs[0], pairs[1], method=method)
     return ConfidenceCalibration.objects.create(
         recommender=HYBRID,
