@@ -233,3 +233,16 @@ def test_a_lower_case_header_is_the_header(tmp_path):
     path.write_text(text.getvalue().replace("country", "Land"))
     with pytest.raises(InvalidImportFile, match=r"missing column\(s\): Country.*case does not matter"):
         transactions_import(path=path)
+
+
+def test_an_import_runs_on_a_connection_that_used_a_temporary_table_before(tmp_path):
+    """A pooled connection (a worker that embedded vectors first) still imports: temp_buffers is best effort."""
+    # Given a fresh database session that has used a temporary table (as recommendations.vectors does)
+    connection.close()
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE elm_probe (x int)")
+        cursor.execute("INSERT INTO elm_probe VALUES (1)")  # touching its buffers fixes temp_buffers
+        cursor.execute("DROP TABLE elm_probe")
+    rows = [["937201", "85123A", "WHITE HANGING HEART", "6", "2010-12-01 08:26:00", "2.55", "99937", "France"]]
+    # When a file is imported on it / Then it succeeds
+    assert transactions_import(path=_write(rows, tmp_path / "one.csv")).rows_inserted == 1

@@ -173,6 +173,19 @@ def _find_pii(text: str) -> Findings:
     return Findings(*redact(text))
 
 
+def _temp_buffers_raise() -> None:
+    """Keep the staging table in memory (256 MB of temp buffers) where the session still allows it.
+
+    PostgreSQL refuses a new temp_buffers once the session has used a temporary table with another
+    size (a pooled connection that ran something else first); the import then runs with the default.
+    """
+    try:
+        with transaction.atomic(), connection.cursor() as cur:  # a savepoint: a refusal leaves no aborted transaction
+            cur.execute("SET LOCAL temp_buffers = '256MB'")
+    except DatabaseError:
+        logger.info("temp_buffers is fixed for this database session; the staging table may spill to disk")
+
+
 def _import(*, run: ImportRun, path: Path, rejected: RejectedRowsFile, progress: Callable) -> None:
     started = time.monotonic()
     connection.ensure_connection()
@@ -182,8 +195,7 @@ def _import(*, run: ImportRun, path: Path, rejected: RejectedRowsFile, progress:
     with pg.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
         cur.execute("SET LOCAL work_mem = '128MB'")
-        # Keeps the staging table in memory; only takes effect before a session's first temp table.
-        cur.execute("SET LOCAL temp_buffers = '256MB'")
+        _temp_buffers_raise()
         cur.execute(
             """
             CREATE TEMP TABLE import_stage (
