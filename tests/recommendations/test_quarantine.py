@@ -125,3 +125,38 @@ def test_only_reviewers_can_clear_in_the_admin(group, may):
     # Then only a reviewer clears it
     product.refresh_from_db()
     assert product.pii_quarantined is (not may)
+
+
+def test_descriptions_imported_before_are_scrubbed_once_by_the_command():
+    """Scrub stored lines and product names, quarantine their products; a second run finds nothing."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from tests.factories import PurchaseFactory
+
+    # Given lines imported before descriptions were scrubbed: a name and an e-mail, and a clean product
+    tagged, clean = ProductFactory(stock_code="99101"), ProductFactory(stock_code="99102")
+    PurchaseFactory.create_batch(2, product=tagged, description="GIFT TAG FOR SARAH MITCHELL")
+    PurchaseFactory(product=tagged, description="gift tag, mail sarah@example.com")
+    PurchaseFactory(product=clean, description="WHITE HANGING HEART")
+    Product.objects.filter(pk=tagged.pk).update(description="GIFT TAG FOR SARAH MITCHELL")
+    # When the command runs
+    out = StringIO()
+    call_command("scrub_descriptions", stdout=out)
+    # Then no line or product name holds the personal data, and the product is held back with the kinds
+    assert set(Purchase.objects.filter(product=tagged).values_list("description", flat=True)) == {
+        "GIFT TAG FOR <PERSON>",
+        "gift tag, mail <EMAIL>",
+    }
+    tagged.refresh_from_db()
+    assert (tagged.description, tagged.pii_quarantined, tagged.pii_codes) == (
+        "GIFT TAG FOR <PERSON>",
+        True,
+        ["pii:email", "pii:person"],
+    )
+    assert not Product.objects.get(pk=clean.pk).pii_quarantined
+    assert "Scrubbed 2 descriptions on 3 lines; 1 products held back" in out.getvalue()
+    # And a second run has nothing left to do
+    call_command("scrub_descriptions", stdout=out)
+    assert "Scrubbed 0 descriptions" in out.getvalue()
