@@ -14,8 +14,10 @@ from accounts.models import AccountAssignment
 from core.audit import audit_record, audit_redaction
 from core.models import AuditEvent
 from core.permissions import SALES, user_has_role
-from core.pseudonyms import pseudonym_key, pseudonymize
-from recommendations.models import Customer, Purchase
+from core.pseudonyms import INVOICE_PSEUDONYM_LENGTH, pseudonym_key, pseudonymize, tombstone
+from recommendations.models import Customer, CustomerTombstone, ImportRun, Purchase
+from recommendations.services.importer import rejected_rows_erase
+from recommendations.services.regions import customer_regions_generalize
 
 logger = logging.getLogger(__name__)
 
@@ -140,16 +142,33 @@ def assignment_demo_books(*, users: Sequence[AbstractBaseUser], per_user: int = 
 
 
 def _detach_purchases(customer_id: int) -> int:
-    """Unlink the customer's purchase lines and give them random keys; return how many lines."""
-    # The natural line key is an (unkeyed) hash over the pseudonym: with the pseudonym key and a source id
-    # one could find the person's lines again, so it is replaced by a random value.
+    """Unlink the customer's purchase lines and give them random keys and invoices; return how many lines."""
+    # Line keys and invoice pseudonyms are keyed: with the key and a source id one could find the person's
+    # lines again, so both are replaced by random values. A random invoice value per invoice keeps the lines
+    # of one basket together (co-purchase statistics); a cancellation keeps its C, as its kind says anyway.
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {Purchase._meta.db_table} SET customer_id = NULL, "  # noqa: S608 - our table name
-            "line_key = replace(gen_random_uuid()::text, '-', '') WHERE customer_id = %s",
-            [customer_id],
+            f"""
+            WITH invoices AS (
+                SELECT invoice, CASE WHEN invoice LIKE 'C%%' THEN 'C' ELSE '' END
+                                || substr(md5(gen_random_uuid()::text), 1, %s) AS random_invoice
+                FROM (SELECT DISTINCT invoice FROM {Purchase._meta.db_table} WHERE customer_id = %s) d
+            )
+            UPDATE {Purchase._meta.db_table} p
+            SET customer_id = NULL, line_key = replace(gen_random_uuid()::text, '-', ''), invoice = i.random_invoice
+            FROM invoices i
+            WHERE p.customer_id = %s AND p.invoice = i.invoice
+            """,  # noqa: S608 - our table name
+            [INVOICE_PSEUDONYM_LENGTH, customer_id, customer_id],
         )
         return cursor.rowcount
+
+
+def _rewrite_rejected_rows(*, pseudonym: str, customer_id: int) -> int:
+    """Remove the customer's rows from every import's rejected-rows report; return how many rows went."""
+    invoices = set(Purchase.objects.filter(customer_id=customer_id).values_list("invoice", flat=True).distinct())
+    files = ImportRun.objects.exclude(rejected_rows_file="").values_list("rejected_rows_file", flat=True)
+    return rejected_rows_erase(files=list(files), pseudonym=pseudonym, invoices=invoices)
 
 
 def _redact_audit_references(pseudonym: str) -> int:
@@ -179,17 +198,25 @@ def customer_erase(*, customer: Customer, actor: AbstractBaseUser | None = None)
 
     Deleted: the customer row (with its embedding), recommendations, their explanations and
     everything hanging off them (outcomes, exposures, review records), concept scores and account
-    assignments. Purchase lines stay for the product statistics, without the customer link.
-    The audit log records counts only: neither the source id nor the pseudonym.
+    assignments; the customer's rows in the imports' rejected-rows reports. Purchase lines stay for the
+    product statistics, without the customer link. A keyed tombstone (``core.pseudonyms.tombstone``)
+    keeps a re-import of an old file from bringing the customer back. Regions are regeneralized, so
+    none drops below k. The audit log records counts only: neither the source id nor the pseudonym.
     """
     pseudonym = customer.pseudonym
+    # The reports first: a failure here rolls the whole erasure back, and the files are replaced atomically.
+    rejected_rows = _rewrite_rejected_rows(pseudonym=pseudonym, customer_id=customer.pk)
     purchases = _detach_purchases(customer.pk)
     _, deleted = Customer.objects.filter(pk=customer.pk).delete()
+    CustomerTombstone.objects.get_or_create(tombstone=tombstone(pseudonym, key=pseudonym_key()))
     redacted = _redact_audit_references(pseudonym)
+    region_k = customer_regions_generalize()
     summary = {
         "deleted": {label: n for label, n in sorted(deleted.items()) if n},
         "purchases_detached": purchases,
+        "rejected_rows_removed": rejected_rows,
         "audit_rows_redacted": redacted,
+        "region_k": region_k,
     }
     audit_record(actor=actor, action="customer.erase", object_type="customer", object_ref="", detail=summary)
     logger.info("erased one customer: %s", summary)

@@ -2,7 +2,7 @@
 
 Roles are Django groups created by ``core/migrations/0001_roles.py``; superusers are admins and hold
 every role. Views use ``role_required``; API views use ``HasRole``; selectors use ``user_has_role``.
-The named checks below (``user_is_reviewer``, ``user_is_sales_only``, ``user_is_staff_or_manager``)
+The named checks below (``user_is_reviewer``, ``user_is_sales_only``)
 are the only definitions of those rules; every app imports them from here.
 """
 
@@ -90,13 +90,3 @@ def user_is_reviewer(*, user: UserLike) -> bool:
 def user_is_sales_only(*, user: UserLike) -> bool:
     """Return whether ``user`` works as a sales person only: "My accounts", the A/B control arm and exposures."""
     return user_has_role(user, SALES) and not user_has_role(user, *REASON_READER_ROLES)
-
-
-def user_is_staff_or_manager(*, user: UserLike) -> bool:
-    """Return whether ``user`` may see operational data such as rejected import rows."""
-    if not getattr(user, "is_authenticated", False):
-        return False
-    if user.is_staff or user.is_superuser:
-        return True
-    # The roles cache is shared with the reason checks: one query per request for both.
-    return user_has_role(user, MANAGER)

@@ -64,30 +64,35 @@ class Generalization:
         return self.k
 
 
+WIDER_REGIONS = frozenset(WIDER_REGION.values()) - {OTHER}
+
+
 def generalize(customers_per_country: dict[str, int], *, k: int) -> Generalization:
-    """Map each country to itself, its wider region, or OTHER, so that each group has >= k customers."""
+    """Map each known location to a region holding >= k customers that contains it: itself, wider, or OTHER.
+
+    Keys are what is known of a customer's location: a country, or a wider region (or OTHER) for a
+    customer whose country was never stored. The published region is always true of the customer: a
+    country with >= k customers stays itself; a smaller one goes up to its wider region; a wider region
+    with < k goes up to OTHER ("Other / unspecified", true of anyone); if OTHER itself is too small, the
+    smallest other groups join it until it is not. A country outside WIDER_REGION always goes to OTHER.
+    """
     region_of: dict[str, str] = {}
-    for country, n in customers_per_country.items():
-        region_of[country] = (
-            country
-            if n >= k and country in WIDER_REGION and WIDER_REGION[country] != OTHER
-            else (WIDER_REGION.get(country, OTHER))
-        )
+    for label, n in customers_per_country.items():
+        a_group = label in WIDER_REGIONS or label == OTHER
+        a_large_country = WIDER_REGION.get(label, OTHER) != OTHER and n >= k
+        region_of[label] = label if a_group or a_large_country else WIDER_REGION.get(label, OTHER)
     sizes = _sizes(customers_per_country, region_of)
-    # Wider regions that are still too small fall back to OTHER.
-    for country, region in region_of.items():
-        if region != country and sizes[region] < k:
-            region_of[country] = OTHER
+    for label, region in region_of.items():
+        if region in WIDER_REGIONS and sizes[region] < k:
+            region_of[label] = OTHER
     sizes = _sizes(customers_per_country, region_of)
-    # If OTHER itself is too small, fold it into the smallest group that is not a single country.
-    if 0 < sizes.get(OTHER, 0) < k and len(sizes) > 1:
-        candidates = [r for r in sizes if r != OTHER and r not in customers_per_country] or [
-            r for r in sizes if r != OTHER
-        ]
-        target = min(candidates, key=lambda r: sizes[r])
-        for country, region in region_of.items():
-            if region == OTHER:
-                region_of[country] = target
+    # OTHER too small: the smallest other groups (countries or wider regions) join it, never the reverse,
+    # because naming a group for customers outside it would publish a wrong location.
+    while 0 < sizes.get(OTHER, 0) < k and len(sizes) > 1:
+        smallest = min((r for r in sizes if r != OTHER), key=lambda r: (sizes[r], r))
+        for label, region in region_of.items():
+            if region == smallest:
+                region_of[label] = OTHER
         sizes = _sizes(customers_per_country, region_of)
     return Generalization(region_of=region_of, sizes=sizes, k=min(sizes.values()) if sizes else 0)
 

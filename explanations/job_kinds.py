@@ -32,8 +32,16 @@ def _train_concepts(job, payload) -> int:
 
 def _calibrate(job, payload) -> int:
     from explanations.services.confidence import confidence_calibrate
+    from recommendations.evaluation.calibration import TooLittleData
 
-    cal = confidence_calibrate()
+    try:
+        cal = confidence_calibrate()
+    except TooLittleData as exc:
+        # A small data set is no failure: the job succeeds, says why it skipped, and explain runs on
+        # without a calibration (explanations then show no confidence).
+        job.result = {**job.result, "calibration": "skipped", "reason": str(exc)}
+        job.save(update_fields=["result"])
+        return 1
     job.result = {**job.result, "calibration_id": cal.pk, "ece_before": cal.ece_before, "ece_after": cal.ece_after}
     job.save(update_fields=["result"])
     return 1

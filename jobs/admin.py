@@ -27,7 +27,8 @@ class JobAdmin(admin.ModelAdmin):
     def view_on_site(self, obj):
         return reverse("job-detail", args=[obj.pk])
 
-    @admin.action(description="Retry the unfinished shards of the selected failed jobs")
+    # Retrying changes jobs: it needs jobs.change_job, which the manager role (view only) does not hold.
+    @admin.action(description="Retry the unfinished shards of the selected failed jobs", permissions=["change"])
     def retry_failed(self, request, queryset):
         failed = list(queryset.filter(status=Job.Status.FAILED).values_list("pk", flat=True))
         for pk in failed:

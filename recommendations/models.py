@@ -55,9 +55,14 @@ class Product(models.Model):
     embedding_version = models.CharField(max_length=128, blank=True)
     embedding_input_hash = models.CharField(max_length=64, blank=True)
     embedded_at = models.DateTimeField(null=True)
+    # Personal data was found (and scrubbed) in a description of this product at import: it is held back
+    # from recommendations until a reviewer has read the scrubbed text and cleared it.
+    pii_quarantined = models.BooleanField(default=False, db_index=True)
+    pii_codes = models.JSONField(default=list, blank=True)  # the kinds found, e.g. ["pii:email"]; never the text
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        permissions = [("clear_pii_quarantine", "Can clear a product's personal-data quarantine")]
         indexes = [
             HnswIndex(
                 name="product_embedding_hnsw",
@@ -106,7 +111,7 @@ class ImportRun(models.Model):
 
     file_name = models.CharField(max_length=255)
     file_sha256 = models.CharField(max_length=64, db_index=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    status = FSMField(max_length=16, choices=Status.choices, default=Status.RUNNING, protected=True)
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True)
     rows_read = models.PositiveIntegerField(default=0)
@@ -120,6 +125,10 @@ class ImportRun(models.Model):
     products_total = models.PositiveIntegerField(default=0)
     region_k = models.PositiveIntegerField(null=True)  # achieved k of the region generalization
     rejected_rows_file = models.CharField(max_length=255, blank=True)  # relative to MEDIA_ROOT
+    # Personal data found in free text (descriptions) and scrubbed: rows per kind ("pii:email": 3), and
+    # the stock codes of the products held back for a reviewer (never the text that was found).
+    pii_by_type = models.JSONField(default=dict)
+    quarantined_products = models.JSONField(default=list)
     error = models.TextField(blank=True)
 
     class Meta:
@@ -127,6 +136,29 @@ class ImportRun(models.Model):
 
     def __str__(self) -> str:
         return f"Import #{self.pk} {self.file_name} ({self.status})"
+
+    @transition(field=status, source=Status.RUNNING, target=Status.SUCCEEDED)
+    def succeed(self, *, finished_at) -> None:
+        self.finished_at = finished_at
+
+    @transition(field=status, source=Status.RUNNING, target=Status.FAILED)
+    def fail(self, *, error: str, finished_at) -> None:
+        self.error = error
+        self.finished_at = finished_at
+
+
+class CustomerTombstone(models.Model):
+    """A keyed mark of an erased customer, so that re-importing an old file does not bring them back.
+
+    ``tombstone`` is ``core.pseudonyms.tombstone(pseudonym)``: neither the pseudonym (erasure removes
+    every copy of it) nor the source id. Only the key holder can tell whether a given source id was erased.
+    """
+
+    tombstone = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Tombstone #{self.pk}"
 
 
 class RecommendationBatch(FSMModelMixin, models.Model):

@@ -1,9 +1,9 @@
 """Export a small first-name and surname list from the ``names-dataset`` package (one-off).
 
-The PII checks (explanations/checks/pii.py) detect person names with a name list. The
+The PII checks (core/pii (names.py)) detect person names with a name list. The
 ``names-dataset`` package holds ~55 MB of pickles and needs ~1 GB of memory to load, far too
 heavy for a web process, so this script exports the top names of the countries our customers
-live in to two small committed text files under explanations/checks/data/:
+live in to two small committed text files under core/pii/data/:
 
     first_names.txt   lower-cased first names, one a line, sorted
     surnames.txt      lower-cased surnames, one a line, sorted
@@ -13,7 +13,7 @@ Run it again only to change the countries or the sizes (it takes ~1 minute):
     .venv/bin/python scripts/export_names.py [--catalogue /work/shared/data/online_retail/online_retail.csv.gz]
 
 With --catalogue it also prints the exported names that are words of the product descriptions,
-which is how the AMBIGUOUS_NAMES list in pii.py was curated (names such as ROSE, HOLLY, IVY are
+which is how the AMBIGUOUS_NAMES list in core/pii/names.py was curated (names such as ROSE, HOLLY, IVY are
 kept but only count as a name next to an unambiguous one).
 """
 
@@ -23,7 +23,7 @@ import argparse
 import re
 from pathlib import Path
 
-OUT_DIR = Path(__file__).resolve().parent.parent / "explanations" / "checks" / "data"
+OUT_DIR = Path(__file__).resolve().parent.parent / "core" / "pii" / "data"
 
 # Customers of the UCI Online Retail shop come mostly from the UK and Europe; "big" countries
 # get a deeper list because most of our customers (and their staff) are there.

@@ -104,6 +104,8 @@ if EMBEDDED_DATABASE:
             "ENGINE": "django.db.backends.postgresql",
             "NAME": os.environ.get("ELM_DATABASE_NAME", embedded.DATABASE_NAME),
             "USER": embedded.PG_USER,
+            # Generated into var/pg-password.key (0600) on first use; the server asks for it (scram-sha-256).
+            "PASSWORD": embedded.pg_password(VAR_DIR),
             "HOST": str(embedded.pg_socket_dir(VAR_DIR)),
             "CONN_MAX_AGE": 60,
             "CONN_HEALTH_CHECKS": True,
@@ -318,7 +320,7 @@ if os.environ.get("ELM_CACHE_URL"):
 elif EMBEDDED_BROKER:
     _search_cache = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": f"unix://{embedded.valkey_socket(VAR_DIR)}?db={_cache_db}",
+        "LOCATION": embedded.valkey_cache_url(VAR_DIR, _cache_db),
     }
 else:
     _search_cache = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "search"}

@@ -1,4 +1,4 @@
-from elmsite.keys import read_secret
+from core.keys import read_secret
 
 from .base import *  # noqa: F403
 from .base import SECRET_KEY_FILE, env_bool

@@ -9,7 +9,7 @@ import os
 
 from django.core.exceptions import ImproperlyConfigured
 
-from elmsite.keys import read_secret
+from core.keys import read_secret
 
 from .base import *  # noqa: F403
 from .base import ELM_PSEUDONYM_KEY_FILE, SECRET_KEY_FILE, env_bool, env_int

@@ -1,30 +1,13 @@
-"""Types shared by the text checks: the Flag every check returns and the Evidence a reason rests on."""
+"""Types shared by the text checks: the Flag every check returns (``core.flags``) and the Evidence a reason rests on."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
-# A flag's severity tells the reviewer page how to treat it.
-ERROR = "error"  # must be fixed before the text is shown to a sales user (PII, sensitive attributes, empty)
-WARNING = "warning"  # a reviewer should look (risky claims, unsupported entities, too long)
-SEVERITIES = (ERROR, WARNING)
+from core.flags import ERROR, SEVERITIES, WARNING, Flag
 
-
-@dataclass(frozen=True, slots=True)
-class Flag:
-    """One finding in a checked text; ``start``/``end`` are offsets into that text (``text[start:end]``)."""
-
-    code: str
-    message: str
-    start: int
-    end: int
-    text: str
-    severity: str
-
-    def as_dict(self) -> dict:
-        """Return a JSON-serializable dict (for a JSONField or an API response)."""
-        return asdict(self)
+__all__ = ["ERROR", "SEVERITIES", "WARNING", "Evidence", "Flag"]
 
 
 def _as_tuple(values: Iterable[str] | str | None) -> tuple[str, ...]:

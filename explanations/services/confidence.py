@@ -83,9 +83,11 @@ def confidence_calibrate(*, horizon_days: int = 90, method: str = "isotonic") ->
     choice = production_choice()
     if choice.recommender == HYBRID:
         return hybrid_confidence_calibrate(params=choice.params, horizon_days=horizon_days)
+    from recommendations.evaluation.calibration import TooLittleData, require_pairs
+
     purchases = _purchases()
     if purchases.empty:
-        raise ValueError("no purchases imported yet")
+        raise TooLittleData("too little data: no purchases imported yet")
     vectors = fetch_vectors(Product._meta.db_table, where="is_merchandise")
     products = np.array(list(vectors))
     matrix = np.stack([vectors[pid].astype(np.float64) for pid in products])
@@ -98,8 +100,12 @@ def confidence_calibrate(*, horizon_days: int = 90, method: str = "isotonic") ->
         "top_n": settings.ELM_RECOMMENDATIONS_PER_CUSTOMER,
         "half_life_days": settings.ELM_RECENCY_HALF_LIFE_DAYS,
     }
+    if (purchases["at"] < val_cutoff).sum() == 0:
+        raise TooLittleData(f"too little data: no purchase before the validation cutoff {val_cutoff:%Y-%m-%d}")
     val = replay(purchases, products, matrix, cutoff=val_cutoff, **common)
     test = replay(purchases, products, matrix, cutoff=test_cutoff, **common)
+    require_pairs("validation", val.scores, val.outcomes)
+    require_pairs("test", test.scores, test.outcomes)
     calibrator = fit_calibrator(val.scores, val.outcomes, method=method)
     calibrated = calibrator.predict(test.scores)
     raw = np.clip(test.scores, 0, 1)
@@ -128,7 +134,7 @@ def hybrid_confidence_calibrate(*, params: Mapping, horizon_days: int = 90, meth
     per-customer weighted mean, nearly flat against the purchase rate across customers, and isotonic
     regression over-fits its sparse low tail (it mapped the heaviest buyers' scores to 0%).
     """
-    from recommendations.evaluation.calibration import calibration_report, replay_pairs
+    from recommendations.evaluation.calibration import TooLittleData, calibration_report, replay_pairs, require_pairs
     from recommendations.evaluation.data import embeddings_from_db
     from recommendations.evaluation.hybrid import HybridRecommender
     from recommendations.evaluation.training import TrainingData
@@ -136,13 +142,16 @@ def hybrid_confidence_calibrate(*, params: Mapping, horizon_days: int = 90, meth
 
     interactions, as_of = interactions_for_fit()
     if interactions.empty:
-        raise ValueError("no purchases imported yet")
+        raise TooLittleData("too little data: no purchases imported yet")
     embeddings = embeddings_from_db()
     test_cutoff = (as_of - pd.Timedelta(days=horizon_days)).normalize()
     val_cutoff = test_cutoff - pd.Timedelta(days=horizon_days)
     pairs = []
     for cutoff in (val_cutoff, test_cutoff):
         train = interactions.loc[interactions["occurred_at"] < cutoff]
+        if train["customer"].nunique() < 2:
+            raise TooLittleData(f"too little data: purchases of {train['customer'].nunique()} customers before "
+                                f"the cutoff {cutoff:%Y-%m-%d} (two horizons before the latest purchase)")  # fmt: skip
         model = HybridRecommender(**dict(params)).fit(
             TrainingData.from_interactions(train, as_of=cutoff, embeddings=embeddings)
         )
@@ -156,6 +165,8 @@ def hybrid_confidence_calibrate(*, params: Mapping, horizon_days: int = 90, meth
                 top_n=settings.ELM_RECOMMENDATIONS_PER_CUSTOMER,
             )
         )
+    for window, (scores, outcomes) in zip(("validation", "test"), pairs, strict=True):
+        require_pairs(window, scores, outcomes)
     report = calibration_report(pairs[0], pairs[1], method=method)
     return ConfidenceCalibration.objects.create(
         recommender=HYBRID,

@@ -9,8 +9,13 @@ from rest_framework import serializers
 
 # The import-run views document their error answers with DRF's bodies, defined once in core.
 from core.api.serializers import VALIDATION_ERROR_SCHEMA, ErrorSerializer  # noqa: F401
-from core.permissions import user_is_staff_or_manager
+from core.permissions import ADMIN, MANAGER, user_has_role
 from recommendations.models import ImportRun
+
+
+def may_read_rejected_rows(user) -> bool:
+    """Managers and admins read rejected import rows; the permission comes from the role, never from is_staff."""
+    return user_has_role(user, MANAGER, ADMIN)
 
 
 class ImportRunSerializer(serializers.ModelSerializer):
@@ -22,6 +27,16 @@ class ImportRunSerializer(serializers.ModelSerializer):
     )
     rejected_rows_url = serializers.SerializerMethodField(
         help_text=_("Download link for the rejected rows; null when there are none or the caller may not read them.")
+    )
+    pii_by_type = serializers.DictField(
+        child=serializers.IntegerField(),
+        read_only=True,
+        help_text=_("Rows whose description held personal data (scrubbed at import), per kind (pii:email, ...)."),
+    )
+    quarantined_products = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text=_("Stock codes held back from recommendations until a reviewer clears them."),
     )
 
     class Meta:
@@ -43,6 +58,8 @@ class ImportRunSerializer(serializers.ModelSerializer):
             "customers_total",
             "products_total",
             "region_k",
+            "pii_by_type",
+            "quarantined_products",
             "rejected_rows_url",
             "error",
         ]
@@ -53,7 +70,7 @@ class ImportRunSerializer(serializers.ModelSerializer):
         request = self.context.get("request")
         if not import_run.rejected_rows_file or request is None:
             return None
-        if not user_is_staff_or_manager(user=request.user):
+        if not may_read_rejected_rows(request.user):
             return None
         path = reverse("api-import-run-rejected-rows", kwargs={"import_run_id": import_run.pk})
         return request.build_absolute_uri(path)

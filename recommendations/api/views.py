@@ -17,7 +17,6 @@ from rest_framework.views import APIView
 
 from core.api.views import UNAUTHENTICATED
 from core.pagination import StrictBoundedLimitOffsetPagination
-from core.permissions import user_is_staff_or_manager
 from recommendations import selectors
 from recommendations.api import serializers as s
 from recommendations.models import ImportRun
@@ -27,11 +26,11 @@ BAD_QUERY = OpenApiResponse(
 )
 
 
-class IsStaffOrManager(BasePermission):
-    message = _("Only staff and managers may download rejected rows.")
+class MayReadRejectedRows(BasePermission):
+    message = _("Only managers and admins may download rejected rows.")
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        return user_is_staff_or_manager(user=request.user)
+        return s.may_read_rejected_rows(request.user)
 
 
 # --------------------------------------------------------------------------- imports
@@ -53,7 +52,7 @@ class ImportRunListApi(ListAPIView):
 
 
 class ImportRunRejectedRowsApi(APIView):
-    permission_classes = [IsAuthenticated, IsStaffOrManager]
+    permission_classes = [IsAuthenticated, MayReadRejectedRows]
 
     @extend_schema(
         tags=["imports"],
@@ -64,7 +63,7 @@ class ImportRunRejectedRowsApi(APIView):
         responses={
             (200, "text/csv"): OpenApiTypes.BINARY,
             401: UNAUTHENTICATED,
-            403: OpenApiResponse(s.ErrorSerializer, description=_("Only staff and managers may download them.")),
+            403: OpenApiResponse(s.ErrorSerializer, description=_("Only managers and admins may download them.")),
             404: OpenApiResponse(s.ErrorSerializer, description=_("No such import run, or it rejected no rows.")),
         },
     )

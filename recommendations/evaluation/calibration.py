@@ -16,6 +16,23 @@ from recommendations.evaluation.baselines import Recommender, rank_customers
 from recommendations.evaluation.calibrator import expected_calibration_error, fit_calibrator, reliability_table
 from recommendations.evaluation.split import recently_bought
 
+# Fewer pairs in a window (or only one outcome) fit no calibration worth showing as a probability.
+MIN_PAIRS = 50
+
+
+class TooLittleData(ValueError):
+    """Too little data to calibrate: a skip, not a failure. The message says what is missing."""
+
+
+def require_pairs(window: str, scores: np.ndarray, outcomes: np.ndarray) -> None:
+    """Raise TooLittleData unless the window has MIN_PAIRS pairs with both outcomes among them."""
+    bought = int(np.sum(outcomes))
+    if len(scores) < MIN_PAIRS or bought in (0, len(scores)):
+        raise TooLittleData(
+            f"too little data: the {window} window has {len(scores)} recommendation pairs ({bought} bought); "
+            f"calibration needs at least {MIN_PAIRS}, some bought and some not"
+        )
+
 
 def replay_pairs(
     model: Recommender,

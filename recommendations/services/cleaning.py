@@ -15,10 +15,20 @@ Decisions (each is tested in tests/recommendations/test_importer.py):
   (``11/12/2011 10:30``) takes the convention the whole file proves: at the first such date the importer
   scans all InvoiceDates of the file once. When the file proves both conventions such dates are
   rejected as ``ambiguous_date``; when it proves neither, month-first (the UCI export) is assumed.
-* Checks run in file order (InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice,
-  CustomerID), so a row is rejected for its first bad field; then ``classify`` applies the kind rules.
+* A row of an erased customer (its pseudonym's keyed tombstone is stored) is rejected as
+  ``erased_customer`` before anything else is looked at, and written nowhere.
+* Then checks run in file order (InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice,
+  CustomerID), so a row is rejected for its first bad field; then the line amount (quantity x price
+  within ``MAX_LINE_AMOUNT``, so no aggregate column can overflow on one line); then ``classify`` applies
+  the kind rules.
 * Descriptions: stripped, internal whitespace collapsed; a description starting with = + - @ is stored
-  with a leading single quote so spreadsheets do not run it as a formula.
+  with a leading single quote so spreadsheets do not run it as a formula. Personal data in it (e-mail,
+  phone, name, address, card, IBAN) is replaced by placeholders such as ``<EMAIL>`` (``core.pii``) and
+  the kinds found travel with the line, so the importer can hold the product back for a reviewer.
+* Stock codes: a stock code holding personal data (an e-mail typed into the wrong column) is rejected:
+  it is the product's identity and cannot be scrubbed into another product's.
+* Identifiers: the invoice number, the CustomerID and the line's natural key leave the cleaner only as
+  keyed pseudonyms (``core.pseudonyms``).
 """
 
 from __future__ import annotations
@@ -57,6 +67,9 @@ MAX_STOCK_CODE = 32
 MAX_DESCRIPTION = 255
 MAX_QUANTITY = 2**31 - 1
 MAX_PRICE = Decimal("999999999.999")  # numeric(12, 3)
+# |quantity x unit price| of one line. The largest real line is ~170,000; customer revenue is numeric(14, 2),
+# so a thousand lines at the limit still fit, and one absurd line is a rejected row, not an overflow.
+MAX_LINE_AMOUNT = Decimal(1_000_000_000)
 _THOUSANDTH = Decimal("0.001")
 
 _CACHE_LIMIT = 200_000  # bounds memory on adversarial files where every value is distinct
@@ -91,6 +104,11 @@ REJECT_REASONS: dict[str, str] = {
     "zero_quantity": "Quantity must not be 0.",
     "cancellation_with_positive_quantity": "Cancellation invoices (C...) need a negative Quantity; "
     "fix the sign or the invoice number.",
+    "amount_out_of_range": f"Quantity x UnitPrice is above {MAX_LINE_AMOUNT:,}; one of them is wrong, correct it.",
+    "personal_data_in_stock_code": "StockCode holds personal data (an e-mail address, phone number or name); "
+    "put the product's code there.",
+    "erased_customer": "This customer was erased (right to erasure); their rows are not imported again. "
+    "Delete them from the source file.",
 }
 
 
@@ -103,14 +121,36 @@ class RowRejected(Exception):
 
 
 class CleanLine(NamedTuple):
-    invoice: str
+    invoice: str  # keyed pseudonym of the invoice number
     stock_code: str
-    description: str
+    description: str  # personal data scrubbed
     quantity: int
     unit_price: str  # canonical text with 3 decimals
     occurred_local: str  # canonical "YYYY-MM-DD HH:MM:SS", UK local time
     customer: str | None  # pseudonym; the raw id never leaves LineCleaner
     kind: str
+    line_key: str  # keyed natural key: re-imports and overlapping files dedupe on it
+    pii: tuple[str, ...]  # the kinds of personal data scrubbed from the description ("pii:email", ...)
+
+
+class Keys(NamedTuple):
+    """The keyed functions a LineCleaner needs (``core.pseudonyms`` under the deployment's key)."""
+
+    customer: Callable[[str], str]  # raw CustomerID -> pseudonym (raises ValueError when invalid)
+    invoice: Callable[[str], str]  # canonical invoice number -> pseudonym
+    line: Callable[[tuple[str, ...]], str]  # canonical source values -> line key
+    erased: Callable[[str], bool] = lambda pseudonym: False  # whether the customer was erased
+
+
+class Findings(NamedTuple):
+    """A text with its personal data replaced by placeholders, and the kinds found."""
+
+    text: str
+    codes: tuple[str, ...]
+
+
+def no_pii(text: str) -> Findings:
+    return Findings(text, ())
 
 
 def clean_text(raw: str) -> str:
@@ -262,19 +302,29 @@ class LineCleaner:
 
     Fields are checked in file order (InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice,
     CustomerID), so a row with several bad fields is rejected for the first; then ``classify`` runs.
+    ``find_pii`` scrubs a text (``core.pii``); without it nothing is scrubbed (tests of other rules).
     """
 
     def __init__(
-        self, *, pseudonymize: Callable[[str], str], slash_convention: Callable[[], str | None] = lambda: MONTH_FIRST
+        self,
+        *,
+        keys: Keys,
+        find_pii: Callable[[str], Findings] = no_pii,
+        slash_convention: Callable[[], str | None] = lambda: MONTH_FIRST,
     ):
         self._slash_convention = slash_convention
         self._convention: tuple[str | None] | None = None  # resolved once, on the first ambiguous date
-        self._pseudonymize = pseudonymize
+        self._keys = keys
+        self._find_pii = find_pii
         self._customers: dict[str, object] = {}
+        self._invoices: dict[str, str] = {}  # canonical invoice -> pseudonym
+        self._descriptions: dict[str, object] = {}
+        self._erased: dict[str, bool] = {}
+        self._stock_codes: dict[str, object] = {}
         self._fields = (
             (INVOICE, {}, _parse_invoice),
-            (STOCK_CODE, {}, _parse_stock_code),
-            (DESCRIPTION, {}, _parse_description),
+            (STOCK_CODE, self._stock_codes, self._stock_code),
+            (DESCRIPTION, self._descriptions, self._description),
             (QUANTITY, {}, parse_quantity),
             (INVOICE_DATE, {}, lambda raw: parse_date(raw, slash_convention=self._file_convention)),
             (UNIT_PRICE, {}, parse_price),
@@ -283,6 +333,8 @@ class LineCleaner:
 
     def clean(self, row: list[str]) -> CleanLine:
         """Return the cleaned line for a row of 8 raw fields (Country is not looked at)."""
+        if self.erased(row[CUSTOMER_ID]):
+            raise RowRejected("erased_customer")
         values = []
         for index, cache, parse in self._fields:
             raw = row[index]
@@ -292,14 +344,39 @@ class LineCleaner:
             if value.__class__ is _Rejected:
                 raise RowRejected(value.reason)
             values.append(value)
-        invoice, stock_code, description, quantity, occurred, unit_price, customer = values
+        invoice, stock_code, (description, scrubbed, pii), quantity, occurred, unit_price, customer = values
+        if abs(quantity * unit_price) > MAX_LINE_AMOUNT:
+            raise RowRejected("amount_out_of_range")
         kind = classify(invoice=invoice, quantity=quantity, unit_price=unit_price)
-        return CleanLine(invoice, stock_code, description, quantity, f"{unit_price:f}", occurred, customer, kind)
+        price = f"{unit_price:f}"
+        # The key is over the canonical source values (the description before scrubbing) and the pseudonym.
+        key = self._keys.line((invoice, stock_code, description, str(quantity), price, occurred, customer or ""))
+        return CleanLine(
+            self._invoice_pseudonym(invoice), stock_code, scrubbed, quantity, price, occurred, customer, kind, key, pii
+        )
 
     def _file_convention(self) -> str | None:
         if self._convention is None:
             self._convention = (self._slash_convention(),)
         return self._convention[0]
+
+    def _invoice_pseudonym(self, invoice: str) -> str:
+        pseudonym = self._invoices.get(invoice)
+        if pseudonym is None:
+            pseudonym = self._keys.invoice(invoice)
+            if len(self._invoices) < _CACHE_LIMIT:
+                self._invoices[invoice] = pseudonym
+        return pseudonym
+
+    def erased(self, raw: str) -> bool:
+        """Return whether the row's customer was erased (cached per raw CustomerID)."""
+        erased = self._erased.get(raw)
+        if erased is None:
+            pseudonym = self.pseudonym_or_blank(raw)
+            erased = bool(pseudonym) and self._keys.erased(pseudonym)
+            if len(self._erased) < _CACHE_LIMIT:
+                self._erased[raw] = erased
+        return erased
 
     def pseudonym_or_blank(self, raw: str) -> str:
         """Return the pseudonym of a raw CustomerID for reports, or "" when it is empty or invalid."""
@@ -308,11 +385,45 @@ class LineCleaner:
             value = _parse_cached(self._customers, raw, self._customer)
         return value if isinstance(value, str) else ""
 
+    def report_values(self, row: list[str]) -> dict[str, str]:
+        """Return what the rejected-rows report may show of a row: pseudonyms and scrubbed text only."""
+        try:
+            invoice = self._invoice_pseudonym(_parse_invoice(row[INVOICE]))
+        except RowRejected:
+            invoice = ""  # an unreadable invoice number is not echoed; the line number finds the row
+        code = self._stock_codes.get(row[STOCK_CODE], _MISSING)
+        if code is _MISSING:
+            code = _parse_cached(self._stock_codes, row[STOCK_CODE], self._stock_code)
+        stock_code = self._find_pii(row[STOCK_CODE]).text if isinstance(code, _Rejected) else row[STOCK_CODE]
+        return {
+            "invoice": invoice,
+            "stock_code": stock_code,
+            "description": self._scrubbed_description(row[DESCRIPTION]),
+            "customer": self.pseudonym_or_blank(row[CUSTOMER_ID]),
+        }
+
+    def _scrubbed_description(self, raw: str) -> str:
+        parsed = self._descriptions.get(raw, _MISSING)
+        if parsed is _MISSING:
+            parsed = _parse_cached(self._descriptions, raw, self._description)
+        return parsed[1] if isinstance(parsed, tuple) else self._find_pii(clean_description(raw)).text
+
+    def _stock_code(self, raw: str) -> str:
+        stock_code = _parse_stock_code(raw)
+        if self._find_pii(stock_code).codes:
+            raise RowRejected("personal_data_in_stock_code")
+        return stock_code
+
+    def _description(self, raw: str) -> tuple[str, str, tuple[str, ...]]:
+        description = _parse_description(raw)
+        found = self._find_pii(description)
+        return description, found.text, found.codes
+
     def _customer(self, raw: str) -> str | None:
         if not raw.strip():
             return None
         try:
-            return self._pseudonymize(raw)
+            return self._keys.customer(raw)
         except ValueError as exc:  # core.pseudonyms.InvalidSourceId
             raise RowRejected("invalid_customer_id") from exc
 

@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db import connection
 
 from recommendations import profile
-from recommendations.models import EvaluationRun
+from recommendations.models import EvaluationRun, Product
 
 logger = logging.getLogger(__name__)
 
@@ -254,6 +254,9 @@ def hybrid_top_n(
     if not ids:
         return {}
     scores = served.score(served.weight_matrix([weights[cid] for cid in ids]))
+    # Products held back for personal data in their descriptions are recommended to no one.
+    quarantined = set(Product.objects.filter(pii_quarantined=True).values_list("stock_code", flat=True))
+    scores[:, [col for col, code in enumerate(served.items) if str(code) in quarantined]] = float("-inf")
     excluded = served.weight_matrix([dict.fromkeys(recent.get(cid, ()), 1.0) for cid in ids]).astype(bool)
     picks = best_columns(scores, excluded, top_n)
     return {

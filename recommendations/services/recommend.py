@@ -97,7 +97,7 @@ def production_customer_ids(batch: RecommendationBatch) -> list[int]:
 SEARCH_SQL = """
     SELECT id, 1 - (embedding <=> %(vector)s::vector) AS score
     FROM recommendations_product
-    WHERE is_merchandise AND NOT (id = ANY(%(excluded)s))
+    WHERE is_merchandise AND NOT pii_quarantined AND NOT (id = ANY(%(excluded)s))
     ORDER BY embedding <=> %(vector)s::vector
     LIMIT %(top_n)s
 """

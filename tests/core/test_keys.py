@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from elmsite.keys import MissingSecret, read_secret
+from core.keys import MissingSecret, read_secret
 
 ENV = "ELM_TEST_SECRET_FOR_KEYS"
 

@@ -5,23 +5,10 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import AnonymousUser
 
-from core.permissions import user_is_reviewer, user_is_sales_only, user_is_staff_or_manager
+from core.permissions import user_is_reviewer, user_is_sales_only
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "expected"),
-    [({}, False), ({"is_staff": True}, True), ({"groups": ["manager"]}, True), ({"groups": ["sales"]}, False)],
-)
-def test_user_is_staff_or_manager(kwargs, expected):
-    """Grant operational access to staff and members of the manager group only."""
-    # given
-    user = UserFactory(**kwargs)
-    # when / then
-    assert user_is_staff_or_manager(user=user) is expected
-    assert user_is_staff_or_manager(user=AnonymousUser()) is False
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import AnonymousUser
 
-from core.permissions import user_is_reviewer, user_is_staff_or_manager
+from core.permissions import user_is_reviewer
 from explanations.review import can_approve, reason_visible_to
 from tests.factories import ExplanationFactory, UserFactory
 
@@ -53,9 +53,9 @@ def test_role_checks_ask_for_the_groups_once_per_user(django_assert_num_queries)
     # when / then
     with django_assert_num_queries(1):
         visible = [reason_visible_to(user, e) for e in explanations]
-        manager = user_is_staff_or_manager(user=user)
+        reviewer = user_is_reviewer(user=user)
     assert visible == [False, False, False]
-    assert manager is False
+    assert reviewer is False
 
 
 def test_whoever_wrote_the_current_text_cannot_approve_it():

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from core.pseudonyms import pseudonym_key, pseudonymize_invoice
 from recommendations.models import Customer, ImportRun, Product, Purchase
 from recommendations.services.importer import InvalidImportFile, transactions_import
 
@@ -78,6 +79,30 @@ ACCEPTED = {
         {"934001": "WHITE HANGING HEART T-LIGHT HOLDER", "934003": "CREAM CUPID HEARTS COAT HANGER"},
         [(2, 4, "negative_price")],  # row 2 starts on line 4: row 1 spans lines 2-3
     ),
+    "a line amount beyond any column (Quantity 2147483647 x UnitPrice 999999.999)": (
+        "overflow_amount.csv",
+        {"936001": (6, "2.550"), "936004": (2147483647, "0.001")},
+        [(2, 3, "amount_out_of_range"), (3, 4, "amount_out_of_range")],
+    ),
+    "a lower-case header": (
+        "lowercase_header.csv",
+        {"937001": "WHITE HANGING HEART T-LIGHT HOLDER"},
+        [],
+    ),
+    "personal data in descriptions and a stock code": (
+        "pii_descriptions.csv",
+        {
+            "938001": "WHITE HANGING HEART T-LIGHT HOLDER",
+            "938002": "GIFT TAG FOR <PERSON>",
+            "938003": "call <PHONE> before delivery",
+            "938004": "send to <EMAIL>",
+            "938005": "paid with card <CARD>",
+            "938006": "refund IBAN <IBAN>",
+            "938007": "deliver to <ADDRESS> London",  # a town alone is not personal data
+            "938008": "<PERSON>様へのギフト",
+        },
+        [(9, 10, "personal_data_in_stock_code")],
+    ),
     "UTF-8 with BOM and CRLF line ends": (
         "crlf_bom.csv",
         {"935001": "WHITE HANGING HEART T-LIGHT HOLDER", "935002": "WHITE METAL LANTERN"},
@@ -133,9 +158,10 @@ def test_accepted_file_stores_its_good_rows_and_reports_every_other_row(case, me
     assert run.status == ImportRun.Status.SUCCEEDED
     assert run.rows_read == len(stored) + len(rejected)
     assert run.rows_inserted == len(stored) == Purchase.objects.count()
-    assert set(Purchase.objects.values_list("invoice", flat=True)) == set(stored)
+    key = pseudonym_key()
+    assert set(Purchase.objects.values_list("invoice", flat=True)) == {pseudonymize_invoice(i, key=key) for i in stored}
     for invoice, expected in stored.items():
-        line = Purchase.objects.get(invoice=invoice)
+        line = Purchase.objects.get(invoice=pseudonymize_invoice(invoice, key=key))
         if isinstance(expected, dt.datetime):
             assert line.occurred_at == expected.replace(tzinfo=LONDON), invoice
         elif isinstance(expected, tuple):

@@ -84,9 +84,8 @@ class Site:
     def query(self, sql: str, params=()):
         import psycopg
 
-        conninfo = f"host={embedded.pg_socket_dir(self.var_dir)} user=postgres dbname={embedded.DATABASE_NAME}"
         try:
-            with psycopg.connect(conninfo, autocommit=True, connect_timeout=3) as conn:
+            with psycopg.connect(embedded.pg_conninfo(self.var_dir), autocommit=True, connect_timeout=3) as conn:
                 return conn.execute(sql, params).fetchall()
         except psycopg.OperationalError:
             return None

@@ -20,9 +20,15 @@ from tests.faults.conftest import ROOT, record, wait_until
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
+def _valkey_client(var_dir):
+    import redis
+
+    path, password = str(embedded.valkey_socket(var_dir)), embedded.valkey_password(var_dir)
+    return redis.Redis(unix_socket_path=path, password=password)
+
+
 def query(var_dir, sql: str):
-    conninfo = f"host={embedded.pg_socket_dir(var_dir)} user={embedded.PG_USER} dbname={embedded.DATABASE_NAME}"
-    with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
+    with psycopg.connect(embedded.pg_conninfo(var_dir), autocommit=True, connect_timeout=10) as conn:
         cur = conn.execute(sql)
         return cur.fetchone()[0] if cur.description else None
 
@@ -104,11 +110,9 @@ def test_a_stale_pid_file_naming_a_live_unrelated_process_is_not_taken_for_a_ser
 
 def test_a_sigkilled_valkey_is_started_again_with_its_queued_messages(private_var_dir):
     """Start Valkey again after SIGKILL (stale pid file and socket); append-only data written >1 s before survives."""
-    import redis
-
     # Given a Valkey holding a queued message, killed with SIGKILL after its once-a-second fsync
     embedded.valkey_start(private_var_dir)
-    client = redis.Redis(unix_socket_path=str(embedded.valkey_socket(private_var_dir)))
+    client = _valkey_client(private_var_dir)
     client.lpush("default", b"a queued task")
     time.sleep(2.5)  # appendfsync everysec
     old_pid = embedded.valkey_status(private_var_dir).pid
@@ -120,5 +124,5 @@ def test_a_sigkilled_valkey_is_started_again_with_its_queued_messages(private_va
 
     # Then it runs and the message is still queued
     assert status.running and status.pid != old_pid
-    client = redis.Redis(unix_socket_path=str(embedded.valkey_socket(private_var_dir)))
+    client = _valkey_client(private_var_dir)
     assert client.lrange("default", 0, -1) == [b"a queued task"]

@@ -75,9 +75,9 @@ def test_import_runs_list_gives_managers_the_download_link(api_client, run_with_
     assert sorted(v is None for v in links.values()) == [False, True]
 
 
-@pytest.mark.parametrize("kwargs", [{"is_staff": True}, {"groups": ["manager"]}])
-def test_staff_and_managers_download_rejected_rows_as_csv(api_client, run_with_rejects, kwargs):
-    """Stream the rejected-rows CSV as an attachment to staff and managers."""
+@pytest.mark.parametrize("kwargs", [{"is_staff": True, "is_superuser": True}, {"groups": ["manager"]}])
+def test_admins_and_managers_download_rejected_rows_as_csv(api_client, run_with_rejects, kwargs):
+    """Stream the rejected-rows CSV as an attachment to admins and managers."""
     # given
     api_client.force_authenticate(UserFactory(**kwargs))
     # when
@@ -90,17 +90,28 @@ def test_staff_and_managers_download_rejected_rows_as_csv(api_client, run_with_r
 
 
 def test_regular_users_cannot_download_rejected_rows(client, run_with_rejects):
-    """Answer 403 to users who are neither staff nor managers."""
+    """Answer 403 to users who are neither managers nor admins."""
     # when
     response = client.get(rejected_rows_url(run_with_rejects.pk))
     # then
     assert response.status_code == 403
 
 
+@pytest.mark.parametrize("groups", [["reviewer"], ["sales"], []])
+def test_the_staff_flag_grants_no_rejected_rows(api_client, run_with_rejects, groups):
+    """Answer 403 (and show no link) to a staff user whose role may not read rejected rows."""
+    # given a reviewer, a sales user and a user without a role, each with the admin's staff flag
+    api_client.force_authenticate(UserFactory(is_staff=True, groups=groups))
+    # when / then
+    assert api_client.get(rejected_rows_url(run_with_rejects.pk)).status_code == 403
+    links = [r["rejected_rows_url"] for r in api_client.get(IMPORT_RUNS_URL).json()["results"]]
+    assert links and all(link is None for link in links)
+
+
 def test_rejected_rows_download_is_404_without_a_file(api_client, media_root):
     """Answer 404 for an unknown run and for a run that rejected nothing."""
     # given
-    api_client.force_authenticate(UserFactory(is_staff=True))
+    api_client.force_authenticate(UserFactory(groups=["manager"]))
     clean = ImportRunFactory(rejected_rows_file="")
     # when / then
     assert api_client.get(rejected_rows_url(clean.pk)).status_code == 404

@@ -18,11 +18,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from core.pseudonyms import pseudonym_key, pseudonymize
+from core.pseudonyms import pseudonym_key, pseudonymize, pseudonymize_invoice
 from core.regions import OTHER, WIDER_REGION
 from recommendations.models import Customer, ImportRun, Product, Purchase
-from recommendations.services import importer
-from recommendations.services.importer import InvalidImportFile, transactions_import
+from recommendations.services import regions
+from recommendations.services.importer import InvalidImportFile, merge, rejected, transactions_import
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the importer manages its own transaction
 
@@ -172,6 +172,10 @@ def _pseudonym(raw: str) -> str:
     return pseudonymize(raw, key=pseudonym_key())
 
 
+def _invoice(raw: str) -> str:
+    return pseudonymize_invoice(raw, key=pseudonym_key())
+
+
 def _clean(description: str) -> str:
     text = re.sub(r"\s+", " ", description).strip()
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
@@ -304,7 +308,7 @@ def test_overlapping_files_end_like_one_import_of_their_union(real_rows, tmp_pat
     assert second.rows_duplicate == second.rows_accepted - new_count
     assert Purchase.objects.count() == len(_expected(real_rows)["lines"])
     # Regions are left out: a customer generalized by an earlier file keeps its group, because the
-    # country behind it is not stored (see importer._update_regions).
+    # country behind it is not stored (see recommendations.services.regions).
     overlapping = _snapshot(regions=False)
 
     # And the result equals one import of the union
@@ -421,13 +425,13 @@ def test_bulk_load_restores_every_index_and_constraint(real_rows, tmp_path, monk
     # Given a schema snapshot and bulk mode for any file size
     before = _purchase_schema()
     assert any("UNIQUE (line_key)" in row[2] for row in before)
-    monkeypatch.setattr(importer, "BULK_MIN_ROWS", 1)
+    monkeypatch.setattr(merge, "BULK_MIN_ROWS", 1)
     if fail:
 
-        def fail_regions(cur):
+        def fail_regions(cur, **kwargs):
             raise RuntimeError("late failure")
 
-        monkeypatch.setattr(importer, "_update_regions", fail_regions)
+        monkeypatch.setattr(regions, "regions_update", fail_regions)
     path = _write(real_rows, tmp_path / "slice.csv.gz")
 
     # When the slice is imported in bulk mode
@@ -516,10 +520,10 @@ def test_field_rules_accept_reject_and_count_each_case(tmp_path):
         "zero_price": 1,
         "zero_quantity": 1,
     }
-    big = Purchase.objects.get(invoice="900002")
+    big = Purchase.objects.get(invoice=_invoice("900002"))
     assert (big.quantity, big.unit_price) == (1234, Decimal("1234.500"))
-    assert Purchase.objects.get(invoice="C900006").quantity == -2
-    write_off = Purchase.objects.get(invoice="900007")
+    assert Purchase.objects.get(invoice=_invoice("C900006")).quantity == -2
+    write_off = Purchase.objects.get(invoice=_invoice("900007"))
     assert (write_off.kind, write_off.customer) == ("adjustment", None)
     # 99903 only occurs in a rejected row, so it is no customer
     assert set(Customer.objects.values_list("pseudonym", flat=True)) == {_pseudonym("99901"), _pseudonym("99902")}
@@ -531,11 +535,11 @@ def test_descriptions_that_look_like_formulas_are_stored_neutralized(tmp_path):
     transactions_import(path=_write(SYNTHETIC, tmp_path / "synthetic.csv"))
 
     # When their lines are read back
-    stored = dict(
-        Purchase.objects.filter(invoice__in=["900009", "900010", "900011", "900012"]).values_list(
-            "invoice", "description"
-        )
-    )
+    raw = {_invoice(n): n for n in ["900009", "900010", "900011", "900012"]}
+    stored = {
+        raw[invoice]: description
+        for invoice, description in Purchase.objects.filter(invoice__in=raw).values_list("invoice", "description")
+    }
 
     # Then each is quoted
     assert stored == {
@@ -626,7 +630,7 @@ def test_ambiguous_slash_dates_follow_the_file_convention(tmp_path, dates, expec
 
     # Then the ambiguous line has the file's reading
     assert run.rows_rejected == 0
-    line = Purchase.objects.get(invoice=f"9100{dates.index('11/12/2010 10:30'):02d}")
+    line = Purchase.objects.get(invoice=_invoice(f"9100{dates.index('11/12/2010 10:30'):02d}"))
     assert line.occurred_at == expected_ambiguous.replace(tzinfo=LONDON)
 
 
@@ -654,21 +658,24 @@ def test_rejected_rows_file_lists_each_row_with_reason_and_pseudonym(tmp_path, m
 
     # Then it has one row per rejected row, in file order
     assert len(rows) == run.rows_rejected == 16
-    assert list(rows[0]) == [*importer._RejectedRowsFile.HEADER]
-    assert "CustomerID" not in rows[0]
+    assert list(rows[0]) == [*rejected.HEADER]
+    assert not {"CustomerID", "InvoiceNo", "Country"} & set(rows[0])
     assert [r["row"] for r in rows][:3] == ["6", "7", "8"]
     assert [r["line"] for r in rows][:3] == ["7", "8", "9"]
     by_row = {r["row"]: r for r in rows}
     assert by_row["6"]["reason"] == "invalid_quantity"
     assert by_row["6"]["customer_pseudonym"] == _pseudonym("99902")
     assert by_row["6"]["Quantity"] == "1,5"
+    assert by_row["6"]["invoice_pseudonym"] == _invoice("900003")
     assert by_row["13"]["reason"] == "invalid_customer_id"
     assert by_row["13"]["customer_pseudonym"] == ""
     assert by_row["12"]["Description"] == "'=CMD()"  # spreadsheet-safe
     assert by_row["18"]["UnitPrice"] == "-1.00"  # a number stays a number
     assert all(r["what_to_do"] for r in rows)
+    assert by_row["15"]["reason"] == "missing_invoice"
+    assert by_row["15"]["invoice_pseudonym"] == ""
     text = (media_root / run.rejected_rows_file).read_text()
-    assert not re.search(r"\b(99901|99902|99903|12x45)\b", text)
+    assert not re.search(r"\b(99901|99902|99903|12x45|900003|France)\b", text)
 
 
 # --------------------------------------------------------------------------- bad files
@@ -765,10 +772,10 @@ def test_an_error_during_the_merge_rolls_back_everything(real_rows, tmp_path, mo
     """Roll back purchases, products and customers when a late step fails, and record the error."""
 
     # Given a merge step that fails after purchases were inserted
-    def fail(cur):
+    def fail(cur, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(importer, "_update_regions", fail)
+    monkeypatch.setattr(regions, "regions_update", fail)
 
     # When a valid file is imported
     with pytest.raises(RuntimeError):

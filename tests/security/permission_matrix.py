@@ -18,8 +18,9 @@ the common rows. Every role request runs inside a savepoint that is rolled back,
 role does not change what the next role sees.
 
 Roles: anonymous (not signed in); sales (group "sales", with a book of customers); reviewer;
-manager; admin (a superuser). None of them is ``is_staff`` except the admin: the matrix tests
-roles, not the staff flag.
+manager; admin (a superuser). The users are made exactly as ``manage.py demo`` makes them
+(``core.demo_users``): the reviewer and the manager are staff, so every cell also shows that the
+staff flag grants nothing a role does not (the rejected-rows CSV stays 403 to the staff reviewer).
 
 Rows whose kwargs involve a customer are also requested by the sales user with the customer of
 another sales user's book, and must answer 404 there (no pseudonym guessing across books).
@@ -222,11 +223,18 @@ MATRIX: dict[str, dict] = {
 }
 
 # Admin views are not required by the walker (admin/ internals are Django's), but these are ours.
+# Staff reviewers and managers reach the admin with their group's permissions only (403 elsewhere);
+# sales users are not staff (sent to the admin's sign-in page).
 ADMIN_ROWS: dict[str, dict] = {
-    "admin:index": {"GET": page(sales=302, reviewer=302, manager=302)},
-    "admin:accounts_accountassignment_changelist": {"GET": page(sales=302, reviewer=302, manager=302)},
-    "admin:accounts_accountassignment_assign_region": {"GET": page(sales=302, reviewer=302, manager=302)},
-    "admin:core_auditevent_changelist": {"GET": page(sales=302, reviewer=302, manager=302)},
+    "admin:index": {"GET": page(sales=302)},
+    "admin:accounts_accountassignment_changelist": {"GET": page(sales=302, reviewer=403, manager=403)},
+    "admin:accounts_accountassignment_assign_region": {"GET": page(sales=302, reviewer=403, manager=403)},
+    "admin:core_auditevent_changelist": {"GET": page(sales=302, reviewer=403, manager=403)},
+    # reviewers clear products held back for personal data; managers read import reports and jobs
+    "admin:recommendations_product_changelist": {"GET": page(sales=302, manager=200)},
+    "admin:recommendations_importrun_changelist": {"GET": page(sales=302, reviewer=403)},
+    "admin:jobs_job_changelist": {"GET": page(sales=302, reviewer=403)},
+    "admin:recommendations_customertombstone_changelist": {"GET": page(sales=302, reviewer=403, manager=403)},
 }
 
 # URL names the walker does not ask for, with the reason.

@@ -11,6 +11,7 @@ import csv
 import gzip
 import io
 import logging
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -55,7 +56,7 @@ def _pg_dump(path: Path) -> str:
     subprocess.run(
         [str(pg_dump), "--no-owner", "--no-privileges", "-h", db["HOST"], "-U", db["USER"], "-d", db["NAME"],
          "-f", str(path)],
-        check=True, capture_output=True, timeout=300,
+        check=True, capture_output=True, timeout=300, env={**os.environ, "PGPASSWORD": db["PASSWORD"]},
     )  # fmt: skip
     return path.read_text(encoding="utf-8", errors="replace")
 

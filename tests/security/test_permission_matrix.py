@@ -6,10 +6,12 @@ import json
 from dataclasses import dataclass, field
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from core.demo_users import DEMO_USERS, demo_users_ensure
 from tests.factories import (
     AccountAssignmentFactory,
     CustomerFactory,
@@ -29,6 +31,7 @@ from tests.security.permission_matrix import (
 )
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+DEMO_USERNAMES = [u.username for u in DEMO_USERS]
 # Django's own URL trees: the admin (its views are Django's, guarded by is_staff; ADMIN_ROWS covers ours).
 SKIPPED_PREFIXES = ("admin/",)
 
@@ -87,14 +90,20 @@ def world(db, settings, tmp_path) -> World:
     rejected = settings.MEDIA_ROOT / "imports" / "rejected.csv"
     rejected.parent.mkdir(parents=True)
     rejected.write_text("row,reason\n7,missing_customer\n")
+    # The users exactly as `manage.py demo` makes them (reviewers and managers are staff there), and a
+    # superuser as `createsuperuser` makes one.
+    demo_users_ensure()
+    demo = {
+        u.username: u for u in get_user_model().objects.filter(username__in=["sales", "sales2", "reviewer", "manager"])
+    }
     users = {
         "anonymous": None,
-        "sales": UserFactory(username="matrix-sales", groups=["sales"]),
-        "reviewer": UserFactory(username="matrix-reviewer", groups=["reviewer"]),
-        "manager": UserFactory(username="matrix-manager", groups=["manager"]),
+        "sales": demo["sales"],
+        "reviewer": demo["reviewer"],
+        "manager": demo["manager"],
         "admin": UserFactory(username="matrix-admin", is_staff=True, is_superuser=True),
     }
-    other_sales = UserFactory(username="matrix-sales-other", groups=["sales"])
+    other_sales = demo["sales2"]
     return World(
         users=users,
         own=_book(users["sales"]),

@@ -4,27 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import signal
 import time
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 
+from core.demo_users import DEMO_USERS
 from elmsite import embedded, processes
 from search.services import search_workers_warm_up
-
-DEMO_USERS = [
-    ("sales", "sales", "Sam", "Sales"),
-    ("sales2", "sales", "Sasha", "Sales"),
-    ("reviewer", "reviewer", "Riley", "Reviewer"),
-    ("manager", "manager", "Morgan", "Manager"),
-]
 
 
 def _sha256(path: Path) -> str:
@@ -194,27 +185,16 @@ class Command(BaseCommand):
 
         self._step("Account books of the sales users")
         User = get_user_model()
-        sales = [User.objects.get(username=u) for u, group, *_ in DEMO_USERS if group == "sales"]
+        sales = [User.objects.get(username=u.username) for u in DEMO_USERS if u.role == "sales"]
         for username, n in assignment_demo_books(users=sales).items():
             self.stdout.write(f"  {username}: {n:,} customers")
 
     def _users(self, reset: bool) -> None:
+        from core.demo_users import demo_users_ensure
+
         self._step("Demo users")
-        User = get_user_model()
-        lines = []
-        with transaction.atomic():
-            for username, group, first, last in DEMO_USERS:
-                user, created = User.objects.get_or_create(
-                    username=username, defaults={"first_name": first, "last_name": last}
-                )
-                user.groups.add(Group.objects.get_or_create(name=group)[0])
-                if group in ("manager", "reviewer"):
-                    user.is_staff = True
-                if created or reset:
-                    password = secrets.token_urlsafe(12)
-                    user.set_password(password)
-                    lines.append(f"  {username:<9} password: {password}")
-                user.save()
+        passwords = demo_users_ensure(reset_passwords=reset)
+        lines = [f"  {username:<9} password: {password}" for username, password in passwords.items() if password]
         if lines:
             self.stdout.write("  Sign in at /login/ with (shown only now; --reset-passwords prints new ones):")
             for line in lines:

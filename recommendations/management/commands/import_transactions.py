@@ -48,6 +48,9 @@ class Command(BaseCommand):
             *(f"    {reason:<28}{n:>10,}" for reason, n in run.rejected_by_reason.items()),
             f"  customers        {run.customers_total:>10,}",
             f"  products         {run.products_total:>10,}",
+            f"  personal data    {sum(run.pii_by_type.values()):>10,} rows scrubbed",
+            *(f"    {kind:<28}{n:>10,}" for kind, n in run.pii_by_type.items()),
+            f"  held back        {len(run.quarantined_products):>10,} products (for a reviewer to clear)",
             f"  region k         {run.region_k if run.region_k is not None else '-':>10}"
             f" (configured {settings.ELM_REGION_MIN_K})",
             "  rejected rows    "
