@@ -8,6 +8,7 @@ from django.conf import settings
 
 from explanations import selectors
 from jobs.registry import JobKind, one_shard, register, reuse, shard
+from recommendations import selectors as recommendation_selectors
 
 
 def _unless_current(current: Callable[[], bool]) -> Callable:
@@ -179,5 +180,34 @@ register(
         plan=_plan_describe,
         run_shard=_run_describe,
         queue="gpu",
+    )
+)
+
+
+# Segments are described by the ELM adapter, so they run here, above recommendations.
+def _run_segments(job, payload) -> int:
+    from explanations.services.segments import segments_compute
+
+    run = segments_compute(job=job, k_max=int(job.params.get("k_max", 12)))
+    job.result = {**job.result, "segment_run_id": run.pk, "k": run.k, "silhouette": run.silhouette}
+    job.save(update_fields=["result"])
+    return 1
+
+
+def _plan_segments(job) -> list[dict]:
+    """One shard, unless a segmentation newer than the last vector change exists (``force`` redoes it)."""
+    if not job.params.get("force") and (latest := recommendation_selectors.segment_run_reusable()):
+        return reuse(job, segment_run_id=latest.pk)
+    return one_shard(job)
+
+
+register(
+    JobKind(
+        name="segments",
+        label="Segment customers",
+        plan=_plan_segments,
+        run_shard=_run_segments,
+        queue="gpu",  # the ELM adapter describes the centroids
+        time_limit=3600,
     )
 )

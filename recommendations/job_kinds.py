@@ -161,34 +161,6 @@ register(
 )
 
 
-def _run_segments(job, payload) -> int:
-    from recommendations.services.segments import segments_compute
-
-    run = segments_compute(job=job, k_max=int(job.params.get("k_max", 12)))
-    job.result = {**job.result, "segment_run_id": run.pk, "k": run.k, "silhouette": run.silhouette}
-    job.save(update_fields=["result"])
-    return 1
-
-
-def _plan_segments(job) -> list[dict]:
-    """One shard, unless a segmentation newer than the last vector change exists (``force`` redoes it)."""
-    if not job.params.get("force") and (latest := selectors.segment_run_reusable()):
-        return reuse(job, segment_run_id=latest.pk)
-    return one_shard(job)
-
-
-register(
-    JobKind(
-        name="segments",
-        label="Segment customers",
-        plan=_plan_segments,
-        run_shard=_run_segments,
-        queue="gpu",  # the ELM adapter describes the centroids
-        time_limit=3600,
-    )
-)
-
-
 # --------------------------------------------------------------------------- import
 
 

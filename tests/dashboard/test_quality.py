@@ -149,7 +149,7 @@ def _two_groups(n_per_group: int = 15):
 @pytest.mark.django_db
 def test_segments_find_the_two_groups_and_describe_them_from_their_facts(settings, tmp_path):
     """Choose k = 2 by silhouette, describe each segment by its products (no adapter), interpolate."""
-    from recommendations.services.segments import segments_compute
+    from explanations.services.segments import segments_compute
 
     settings.ELM_ADAPTER_DIR = tmp_path / "no-adapter"
     products = _two_groups()

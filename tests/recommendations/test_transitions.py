@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from explanations.services import segments
 from recommendations.models import EvaluationRun, RecommendationBatch, SegmentRun
-from recommendations.services import evaluation, recommend, segments
+from recommendations.services import evaluation, recommend
 from tests import fsm_table
 from tests.factories import RecommendationBatchFactory
 
