@@ -37,6 +37,8 @@ DEMO_USERS = (
     DemoUser("sales", SALES, "Sam", "Sales"),
     DemoUser("sales2", SALES, "Sasha", "Sales"),
     DemoUser("reviewer", REVIEWER, "Riley", "Reviewer"),
+    # A second reviewer, so that a text one of them edited can be approved by the other (four-eyes).
+    DemoUser("reviewer2", REVIEWER, "Robin", "Reviewer"),
     DemoUser("manager", MANAGER, "Morgan", "Manager"),
 )
 

@@ -36,6 +36,17 @@ def reason_readable(*, status: str, reviewer: bool, authenticated: bool = True) 
     return authenticated and status == Explanation.Status.APPROVED
 
 
+# A written reason in these states will not reach sales as it stands: rejected for good, or an approved
+# text taken back. Sales get the template reason built from the evidence instead (or are told plainly
+# that there is none), never "under review", which would promise a text no one is reviewing.
+REFUSED_STATUSES = frozenset({Explanation.Status.REJECTED, Explanation.Status.WITHDRAWN})
+
+
+def reason_refused(*, status: str) -> bool:
+    """Return whether a reason in review state ``status`` was refused (see ``REFUSED_STATUSES``)."""
+    return status in REFUSED_STATUSES
+
+
 def reason_visible_to(user: UserLike, explanation: Explanation) -> bool:
     """Return whether ``user`` may read the reason text of ``explanation`` (see ``reason_readable``)."""
     return reason_readable(

@@ -31,14 +31,18 @@ from explanations.presentation import (
     reason_segments,
     word_highlights,
 )
-from explanations.review import reason_readable
+from explanations.review import reason_readable, reason_refused
 from recommendations.models import Recommendation
 
 REASON_VISIBLE = "visible"
 REASON_UNDER_REVIEW = "under_review"
 # The recommendation is in the A/B control arm: sales never get its reason (outcomes.services).
 REASON_NOT_SHOWN = "not_shown"
-REASON_STATUSES = (REASON_VISIBLE, REASON_UNDER_REVIEW, REASON_NOT_SHOWN)
+# The written reason was refused (rejected or withdrawn): the template reason built from the evidence
+# is the reason, or there is none at all. Never "under review": no one is reviewing it.
+REASON_FROM_EVIDENCE = "from_evidence"
+REASON_UNAVAILABLE = "unavailable"
+REASON_STATUSES = (REASON_VISIBLE, REASON_UNDER_REVIEW, REASON_NOT_SHOWN, REASON_FROM_EVIDENCE, REASON_UNAVAILABLE)
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,14 @@ class ExplanationCard:
         return self.reason_status == REASON_NOT_SHOWN
 
     @property
+    def reason_under_review(self) -> bool:
+        return self.reason_status == REASON_UNDER_REVIEW
+
+    @property
+    def reason_from_evidence(self) -> bool:
+        return self.reason_status == REASON_FROM_EVIDENCE
+
+    @property
     def shared_concepts(self) -> list[dict]:
         return [c for c in self.concepts if c.get("shared")]
 
@@ -132,7 +144,9 @@ def recommendation_card(
     - The reason text only when the viewer may read it (reviewers always; others once approved);
       otherwise "under review". The template reason (built only from the evidence, so it says
       nothing the evidence lines beside it do not show) stands in, and is shown next to a readable
-      reason as a summary. In the A/B control arm (``control``) a sales-only viewer gets neither.
+      reason as a summary. A refused reason (rejected, withdrawn) is not "under review": the template
+      reason is the reason ("from_evidence"), or, without one, none is available ("unavailable").
+      In the A/B control arm (``control``) a sales-only viewer gets neither.
     - Flags only for reviewers, marked in the reason where their offsets match it.
     - Evidence lines, the necessity counterfactual (only when purchases were left out), concepts,
       word highlights and confidence for every viewer.
@@ -190,7 +204,15 @@ def _explanation_card(
     visible = not withheld and reason_readable(
         status=explanation.status, reviewer=viewer.reviewer, authenticated=viewer.authenticated
     )
-    reason_status = REASON_NOT_SHOWN if withheld else (REASON_VISIBLE if visible else REASON_UNDER_REVIEW)
+    template = explanation.template_text or None
+    if withheld:
+        reason_status = REASON_NOT_SHOWN
+    elif visible:
+        reason_status = REASON_VISIBLE
+    elif reason_refused(status=explanation.status):
+        reason_status = REASON_FROM_EVIDENCE if template else REASON_UNAVAILABLE
+    else:
+        reason_status = REASON_UNDER_REVIEW
     flags = tuple(flag_view(f) for f in explanation.flags or []) if viewer.reviewer else None
     text = (explanation.reason_text or None) if visible else None
     words = explanation.word_attributions or {}
@@ -205,7 +227,7 @@ def _explanation_card(
         reason=text,
         reason_segments=tuple(reason_segments(text, flags or ())) if text else (),
         # Not repeated when it is the reason itself (the language model's fallback).
-        template_text=None if withheld or explanation.template_text == text else (explanation.template_text or None),
+        template_text=None if withheld or template == text else template,
         flags=flags,
         evidence=evidence,
         necessity=necessity_view(explanation.necessity, top_n=top_n),

@@ -222,14 +222,17 @@ class ExplanationSerializer(serializers.Serializer):
         read_only=True,
         help_text=_(
             "visible: the caller may read the reason; under_review: hidden until the review approves it; "
-            "not_shown: an A/B control recommendation, shown to sales without a reason."
+            "not_shown: an A/B control recommendation, shown to sales without a reason; from_evidence: the "
+            "written reason was rejected or withdrawn, template_text (built from the evidence) is the reason; "
+            "unavailable: the written reason was rejected or withdrawn and there is no template reason."
         ),
     )
     template_text = serializers.CharField(
         read_only=True,
         allow_null=True,
         help_text=_(
-            "The deterministic reason built only from the evidence (shown while the reason is under review); "
+            "The deterministic reason built only from the evidence (shown while the reason is under review, "
+            "and as the reason when the written one was refused); "
             "null for an A/B control recommendation shown to sales."
         ),
     )

@@ -16,6 +16,9 @@ pytestmark = pytest.mark.django_db
 S = Explanation.Status
 REASON = "It goes with the heart-shaped T-light holders this customer reorders."
 NON_APPROVED = [S.GENERATED, S.PENDING_REVIEW, S.CHANGES_REQUESTED, S.REJECTED, S.WITHDRAWN]
+IN_REVIEW = [S.GENERATED, S.PENDING_REVIEW, S.CHANGES_REQUESTED]
+REFUSED = [S.REJECTED, S.WITHDRAWN]
+TEMPLATE = "It goes with what this customer already buys, such as white hanging heart t-light holder."
 
 
 def explained(status: str) -> Explanation:
@@ -44,7 +47,7 @@ def sales():
     return UserFactory(groups=["sales"])
 
 
-@pytest.mark.parametrize("status", NON_APPROVED)
+@pytest.mark.parametrize("status", IN_REVIEW)
 def test_sales_see_reason_under_review_until_approved_on_the_page(client, sales, status):
     """Before approval the page shows "Reason under review" and the evidence, never the text."""
     explanation = explained(status)
@@ -55,13 +58,46 @@ def test_sales_see_reason_under_review_until_approved_on_the_page(client, sales,
     assert "Based on these past purchases" in html
 
 
-@pytest.mark.parametrize("status", NON_APPROVED)
+@pytest.mark.parametrize("status", IN_REVIEW)
 def test_sales_see_reason_under_review_until_approved_in_the_api(api_client, sales, status):
     explanation = explained(status)
     assign(sales, explanation.recommendation.customer)
     item = api_item(api_client, sales, explanation)
     assert (item["reason"], item["reason_status"]) == (None, "under_review")
     assert len(item["evidence"]) == 3  # the evidence is always shown
+
+
+@pytest.mark.parametrize("status", REFUSED)
+def test_sales_see_the_template_reason_for_a_refused_text_on_the_page_and_in_the_api(client, api_client, sales, status):
+    """A rejected or withdrawn text is not "under review": the template reason built from the evidence is shown."""
+    # given an explanation of a sales person's customer whose written reason was refused
+    explanation = explained(status)
+    assign(sales, explanation.recommendation.customer)
+    # when
+    html = page_html(client, sales, explanation)
+    item = api_item(api_client, sales, explanation)
+    # then the page shows the template reason as the reason, never the refused text nor "under review"
+    assert "Reason under review" not in html
+    assert REASON not in html
+    assert f'<blockquote class="reason reason--from-evidence"><p>{TEMPLATE}</p></blockquote>' in html
+    # and the API says the same
+    assert (item["reason"], item["reason_status"], item["template_text"]) == (None, "from_evidence", TEMPLATE)
+
+
+def test_rejecting_a_reason_shows_sales_the_template_instead(client, sales):
+    """Walk it through the review service: pending (under review) -> rejected (template reason)."""
+    # given a pending explanation that sales see as under review
+    explanation = explained(S.PENDING_REVIEW)
+    assign(sales, explanation.recommendation.customer)
+    assert "Reason under review" in page_html(client, sales, explanation)
+    # when a reviewer rejects it
+    review.explanation_reject(
+        user=UserFactory(groups=["reviewer"]), explanation_id=explanation.pk, comment="Claims a reorder."
+    )
+    # then sales see the template reason, not "under review"
+    html = page_html(client, sales, explanation)
+    assert "Reason under review" not in html and REASON not in html
+    assert "no written reason was approved" in html and TEMPLATE in html
 
 
 def test_sales_read_the_reason_once_a_reviewer_approved_it_page_and_api(client, api_client, sales):

@@ -550,7 +550,13 @@ def test_schema_documents_explanations_and_concepts(api_client):
         "word_attributions", "consistency", "confidence", "flags", "versions", "generated_at",
     }  # fmt: skip
     assert explanation["reason"]["nullable"] is True
-    assert components["ReasonStatusEnum"]["enum"] == ["visible", "under_review", "not_shown"]
+    assert components["ReasonStatusEnum"]["enum"] == [
+        "visible",
+        "under_review",
+        "not_shown",
+        "from_evidence",
+        "unavailable",
+    ]
     assert explanation["evidence"]["items"] == {"$ref": "#/components/schemas/EvidenceRow"}
     assert set(components["Necessity"]["properties"]) >= {"removed", "drops_out", "new_rank", "top_n"}
     assert components["Recommendation"]["properties"]["explanation"]["nullable"] is True

@@ -42,7 +42,8 @@ REVIEWER = Viewer(reviewer=True, sales_only=False)  # reviewers, managers and ad
 
 
 def explanation_in(status: str, **kwargs) -> Explanation:
-    return ExplanationFactory(status=status, reason_text=REASON, template_text=TEMPLATE, flags=[FLAG], **kwargs)
+    kwargs = {"reason_text": REASON, "template_text": TEMPLATE, "flags": [FLAG], **kwargs}
+    return ExplanationFactory(status=status, **kwargs)
 
 
 def card_of(explanation: Explanation, viewer: Viewer, *, control: bool = False) -> Card:
@@ -64,32 +65,36 @@ ALL_STATUSES = [S.GENERATED, S.PENDING_REVIEW, S.APPROVED, S.REJECTED, S.CHANGES
 VISIBLE_WITH_FLAGS = ("visible", REASON, TEMPLATE, ["hallucinated_entity"], 0.71)
 VISIBLE = ("visible", REASON, TEMPLATE, None, 0.71)
 UNDER_REVIEW = ("under_review", None, TEMPLATE, None, None)
+FROM_EVIDENCE = ("from_evidence", None, TEMPLATE, None, None)
 NOT_SHOWN = ("not_shown", None, None, None, None)
+REFUSED = (S.REJECTED, S.WITHDRAWN)
 
 
 @pytest.mark.parametrize("status", ALL_STATUSES)
 @pytest.mark.parametrize(
-    ("viewer", "control", "approved", "otherwise"),
+    ("viewer", "control", "approved", "otherwise", "refused"),
     [
         # Reviewers, managers and admins read every reason with its flags, in either arm.
-        (REVIEWER, False, VISIBLE_WITH_FLAGS, VISIBLE_WITH_FLAGS),
-        (REVIEWER, True, VISIBLE_WITH_FLAGS, VISIBLE_WITH_FLAGS),
-        # Sales and users without a role read approved reasons only; the template reason stands in.
-        (SALES, False, VISIBLE, UNDER_REVIEW),
-        (NO_ROLE, False, VISIBLE, UNDER_REVIEW),
-        (NO_ROLE, True, VISIBLE, UNDER_REVIEW),  # the A/B arm applies to sales people only
+        (REVIEWER, False, VISIBLE_WITH_FLAGS, VISIBLE_WITH_FLAGS, VISIBLE_WITH_FLAGS),
+        (REVIEWER, True, VISIBLE_WITH_FLAGS, VISIBLE_WITH_FLAGS, VISIBLE_WITH_FLAGS),
+        # Sales and users without a role read approved reasons only; the template reason stands in,
+        # and is the reason itself once the written one was refused.
+        (SALES, False, VISIBLE, UNDER_REVIEW, FROM_EVIDENCE),
+        (NO_ROLE, False, VISIBLE, UNDER_REVIEW, FROM_EVIDENCE),
+        (NO_ROLE, True, VISIBLE, UNDER_REVIEW, FROM_EVIDENCE),  # the A/B arm applies to sales people only
         # Sales in the A/B control arm get no reason at all, not even the template's.
-        (SALES, True, NOT_SHOWN, NOT_SHOWN),
+        (SALES, True, NOT_SHOWN, NOT_SHOWN, NOT_SHOWN),
     ],
 )
-def test_what_each_viewer_sees_of_each_explanation_state(viewer, control, approved, otherwise, status):
+def test_what_each_viewer_sees_of_each_explanation_state(viewer, control, approved, otherwise, refused, status):
     """Reason only when approved (or for reviewers), template reason otherwise, flags only for reviewers."""
     # given
     explanation = explanation_in(status)
     # when
     card = card_of(explanation, viewer, control=control)
     # then
-    assert shown(card) == (approved if status == S.APPROVED else otherwise)
+    expected = approved if status == S.APPROVED else (refused if status in REFUSED else otherwise)
+    assert shown(card) == expected
     assert card.explanation.failed is (status == S.FAILED)
     assert card.explanation.status == status
 
@@ -250,6 +255,7 @@ def page_facts(html: str) -> dict:
         "reason": "lantern that goes with their heart-shaped" in card,
         "template": TEMPLATE in card,
         "under_review": "Reason under review" in card,
+        "from_evidence": "no written reason was approved" in card,
         "reason_section": 'class="rec-card__reason"' in card,
         "flags": card.count('<li class="flag '),
         "evidence": card.count('<li class="evidence__row'),
@@ -268,6 +274,7 @@ def api_facts(item: dict) -> dict:
         "reason": item["reason"] == REASON,
         "template": item["template_text"] == TEMPLATE,
         "under_review": item["reason_status"] == "under_review",
+        "from_evidence": item["reason_status"] == "from_evidence",
         "reason_section": item["reason_status"] != "not_shown",
         "flags": len(item["flags"] or []),
         "evidence": len(item["evidence"]),
@@ -350,6 +357,26 @@ def test_the_template_reason_is_not_repeated_when_it_is_the_reason():
     panel = card_of(explanation, SALES).explanation
     # then
     assert (panel.reason, panel.template_text) == (TEMPLATE, None)
+
+
+@pytest.mark.parametrize("status", [S.REJECTED, S.WITHDRAWN])
+def test_a_refused_reason_without_a_template_says_plainly_that_none_is_available(client, api_client, status):
+    """No "under review" for a text no one reviews: without a template reason, none is available."""
+    # given a sales person's customer whose written reason was refused and who has no template reason
+    user = UserFactory(groups=["sales"])
+    customer = CustomerFactory()
+    assign(user, customer)
+    explanation_in(status, template_text="", recommendation=RecommendationFactory(customer=customer, rank=1))
+    client.force_login(user)
+    api_client.force_authenticate(user)
+    # when
+    card = _article(client.get(reverse("customer-detail", args=[customer.pseudonym])).content.decode())
+    item = api_client.get(reverse("api-customer-recommendations", args=[customer.pseudonym])).json()[0]
+    # then
+    assert "No reason is available for this recommendation." in card
+    assert "Reason under review" not in card and "vintage lantern" not in card
+    panel = item["explanation"]
+    assert (panel["reason_status"], panel["reason"], panel["template_text"]) == ("unavailable", None, None)
 
 
 # --------------------------------------------------------------------------- query counts

@@ -194,12 +194,11 @@ class Command(BaseCommand):
 
         self._step("Demo users")
         passwords = demo_users_ensure(reset_passwords=reset)
-        lines = [f"  {username:<9} password: {password}" for username, password in passwords.items() if password]
+        lines = [f"  {username:<10} password: {password}" for username, password in passwords.items() if password]
         if lines:
             self.stdout.write("  Sign in at /login/ with (shown only now; --reset-passwords prints new ones):")
             for line in lines:
                 self.stdout.write(line)
         else:
-            self.stdout.write(
-                "  users sales, sales2, reviewer, manager exist; run with --reset-passwords to get new passwords"
-            )
+            names = ", ".join(u.username for u in DEMO_USERS)
+            self.stdout.write(f"  users {names} exist; run with --reset-passwords to get new passwords")
