@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from jobs.registry import JobKind, register, reuse, shard
 
@@ -41,7 +42,7 @@ def _finalize_replay(job) -> dict:
 register(
     JobKind(
         name="replay",
-        label="Replay past cutoff",
+        label=_("Replay past cutoff"),
         plan=_plan_replay,
         run_shard=_run_replay,
         finalize=_finalize_replay,

@@ -55,8 +55,8 @@ class ReplayRecommendation(models.Model):
     """A recommendation the replay made; ``won`` means the customer bought it within the horizon."""
 
     class Arm(models.TextChoices):
-        EXPLAINED = "explained", "Explained"
-        CONTROL = "control", "Control"
+        EXPLAINED = "explained", _("Explained")
+        CONTROL = "control", _("Control")
 
     run = models.ForeignKey(ReplayRun, on_delete=models.CASCADE, related_name="rows")
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")

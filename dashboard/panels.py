@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 from dashboard import model_selectors, selectors, tables
 from dashboard.charts import Chart, Series
 from dashboard.stats import Rate
+from explanations.presentation import flag_kind_label
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,7 @@ def quality_section(kpis: model_selectors.QualityKpis) -> Section:
             Chart(
                 _("Flag rates by type"),
                 _("Share of explanations with at least one automatic flag of each type, with 95% intervals."),
-                [kind for kind, _n in kpis.flag_counts],
+                [flag_kind_label(kind) for kind, _n in kpis.flag_counts],
                 [_rate_series(_("Flag rate"), [rate for _k, rate in kpis.flag_rates])],
                 percent=True,
             ),

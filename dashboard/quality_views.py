@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from core.permissions import MANAGER, role_required
 from dashboard import quality
-from explanations.selectors import calibration_latest
+from explanations.selectors import calibration_latest, concept_names
 from recommendations import selectors
 
 
@@ -25,6 +26,7 @@ def quality_page(request: HttpRequest) -> HttpResponse:
         "batch": batch,
         "calibration": calibration,
         "segment_run": selectors.segment_run_latest(),
+        "concept_names": concept_names(language=get_language()),  # segments store concepts by English name
         "metric_labels": [quality.METRIC_LABELS[m] for m in quality.METRICS],
         "tuned_encoders": _tuned_encoders(),
     }

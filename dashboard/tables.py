@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from dashboard import model_selectors, selectors
 from dashboard.stats import Rate
+from explanations.presentation import flag_kind_label
 
 INT, PCT, NUM, NUM4, TEXT, DATE = "int", "pct", "num", "num4", "text", "date"
 
@@ -216,7 +217,7 @@ def quality_tables(kpis: model_selectors.QualityKpis) -> dict[str, Table]:
             _("Flag rates by type"),
             [Column(_("Flag"), TEXT), Column(_("Explanations flagged")), *RATE_COLUMNS],
             [
-                [kind, n, *_rate_cells(rate)]
+                [flag_kind_label(kind), n, *_rate_cells(rate)]
                 for (kind, n), (_k, rate) in zip(kpis.flag_counts, kpis.flag_rates, strict=True)
             ],
         ),

@@ -7,11 +7,21 @@ from explanations.models import Concept, ConfidenceCalibration, Explanation, Pol
 
 @admin.register(Concept)
 class ConceptAdmin(admin.ModelAdmin):
-    list_display = ["name", "rule", "is_active", "usable", "auc", "auc_low", "positives", "negatives", "trained_at"]
+    list_display = ["name", "name_ja", "rule", "is_active", "usable", "auc", "auc_low", "positives", "negatives"]
     list_filter = ["rule", "is_active", "usable"]
-    search_fields = ["name", "description", "seed_phrases"]
+    search_fields = ["name", "name_ja", "description", "seed_phrases"]
     readonly_fields = ["usable", "auc", "auc_low", "accuracy", "positives", "negatives", "version", "trained_at"]
-    fields = ["name", "description", "rule", "seed_phrases", "threshold", "is_active", *readonly_fields]
+    fields = [
+        "name",
+        "description",
+        "name_ja",
+        "description_ja",
+        "rule",
+        "seed_phrases",
+        "threshold",
+        "is_active",
+        *readonly_fields,
+    ]
 
 
 class ReadOnlyInline(admin.TabularInline):

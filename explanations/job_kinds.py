@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from explanations import selectors
 from jobs.registry import JobKind, one_shard, register, reuse, shard
@@ -69,7 +70,7 @@ def _run_explain(job, payload) -> int:
 register(
     JobKind(
         name="train_concepts",
-        label="Train concepts",
+        label=_("Train concepts"),
         plan=_unless_current(selectors.concepts_current),
         run_shard=_train_concepts,
     )
@@ -77,7 +78,7 @@ register(
 register(
     JobKind(
         name="calibrate",
-        label="Calibrate confidence",
+        label=_("Calibrate confidence"),
         plan=_unless_current(selectors.calibration_current),
         run_shard=_calibrate,
     )
@@ -93,7 +94,7 @@ def _explain_failed(job, payload, error: str) -> None:
 register(
     JobKind(
         name="explain",
-        label="Explain",
+        label=_("Explain"),
         plan=_plan_explain,
         run_shard=_run_explain,
         on_shard_failed=_explain_failed,
@@ -121,7 +122,7 @@ def _train_elm(job, payload) -> int:
 register(
     JobKind(
         name="train_elm",
-        label="Train ELM adapter",
+        label=_("Train ELM adapter"),
         plan=_plan_train_elm,
         run_shard=_train_elm,
         queue="gpu",
@@ -151,7 +152,7 @@ def _run_rescore(job, payload) -> int:
 register(
     JobKind(
         name="rescore_reasons",
-        label="Re-score edited reasons",
+        label=_("Re-score edited reasons"),
         plan=_plan_rescore,
         run_shard=_run_rescore,
         queue="gpu",
@@ -176,7 +177,7 @@ def _run_describe(job, payload) -> int:
 register(
     JobKind(
         name="describe_customers",
-        label="Describe customers",
+        label=_("Describe customers"),
         plan=_plan_describe,
         run_shard=_run_describe,
         queue="gpu",
@@ -204,7 +205,7 @@ def _plan_segments(job) -> list[dict]:
 register(
     JobKind(
         name="segments",
-        label="Segment customers",
+        label=_("Segment customers"),
         plan=_plan_segments,
         run_shard=_run_segments,
         queue="gpu",  # the ELM adapter describes the centroids

@@ -15,15 +15,18 @@ class Concept(models.Model):
     """A human concept (e.g. "bulk buyer") with a labelling rule and its trained activation vector."""
 
     class Rule(models.TextChoices):
-        BULK_BUYER = "bulk_buyer", "Bulk buyer (large quantities per line)"
-        SEASONAL = "seasonal", "Seasonal buyer (orders concentrated in Oct–Dec)"
-        PRICE_SENSITIVE = "price_sensitive", "Price-sensitive (buys below the catalogue median price)"
-        FREQUENT = "frequent", "Frequent buyer (many orders)"
-        LAPSED = "lapsed", "Lapsed (no order in the last 90 days)"
-        SEED_PHRASES = "seed_phrases", "Buys products matching the seed phrases"
+        BULK_BUYER = "bulk_buyer", _("Bulk buyer (large quantities per line)")
+        SEASONAL = "seasonal", _("Seasonal buyer (orders concentrated in Oct–Dec)")
+        PRICE_SENSITIVE = "price_sensitive", _("Price-sensitive (buys below the catalogue median price)")
+        FREQUENT = "frequent", _("Frequent buyer (many orders)")
+        LAPSED = "lapsed", _("Lapsed (no order in the last 90 days)")
+        SEED_PHRASES = "seed_phrases", _("Buys products matching the seed phrases")
 
     name = models.CharField(max_length=80, unique=True)
     description = models.TextField(blank=True)
+    # What a Japanese-speaking user reads; blank: the English name or description is shown.
+    name_ja = models.CharField(_("name in Japanese"), max_length=80, blank=True)
+    description_ja = models.TextField(_("description in Japanese"), blank=True)
     rule = models.CharField(max_length=32, choices=Rule.choices)
     seed_phrases = models.TextField(blank=True, help_text="One keyword or phrase per line (for seed-phrase rules).")
     threshold = models.FloatField(
@@ -48,6 +51,20 @@ class Concept(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def name_in(self, language: str) -> str:
+        """Return the name a user reading ``language`` sees (the English name where none is written)."""
+        field = CONCEPT_TEXT_FIELDS.get(language)
+        return (getattr(self, field[0]) if field else "") or self.name
+
+    def description_in(self, language: str) -> str:
+        """Return the description a user reading ``language`` sees (the English one where none is written)."""
+        field = CONCEPT_TEXT_FIELDS.get(language)
+        return (getattr(self, field[1]) if field else "") or self.description
+
+
+# Language -> the Concept fields of its (name, description); English is the concept's own name.
+CONCEPT_TEXT_FIELDS = {"ja": ("name_ja", "description_ja")}
 
 
 class CustomerConcept(models.Model):
@@ -77,13 +94,13 @@ class Explanation(models.Model):
     """
 
     class Status(models.TextChoices):
-        GENERATED = "generated", "Generated"
-        PENDING_REVIEW = "pending_review", "Pending review"
-        APPROVED = "approved", "Approved"
-        REJECTED = "rejected", "Rejected"
-        CHANGES_REQUESTED = "changes_requested", "Changes requested"
-        WITHDRAWN = "withdrawn", "Withdrawn"
-        FAILED = "failed", "Failed"
+        GENERATED = "generated", _("Generated")
+        PENDING_REVIEW = "pending_review", _("Pending review")
+        APPROVED = "approved", _("Approved")
+        REJECTED = "rejected", _("Rejected")
+        CHANGES_REQUESTED = "changes_requested", _("Changes requested")
+        WITHDRAWN = "withdrawn", _("Withdrawn")
+        FAILED = "failed", _("Failed")
 
     recommendation = models.OneToOneField(Recommendation, on_delete=models.CASCADE, related_name="explanation")
     status = FSMField(max_length=32, choices=Status.choices, default=Status.GENERATED, db_index=True)
@@ -203,8 +220,8 @@ class ReasonVersion(AppendOnlyModel):
     """One version of an explanation's reason text: the generated original and every edit."""
 
     class Source(models.TextChoices):
-        GENERATED = "generated", "Generated"
-        EDITED = "edited", "Edited by a reviewer"
+        GENERATED = "generated", _("Generated")
+        EDITED = "edited", _("Edited by a reviewer")
 
     explanation = models.ForeignKey(Explanation, on_delete=models.CASCADE, related_name="reason_versions")
     number = models.PositiveIntegerField()
@@ -253,14 +270,14 @@ class PolicyTerm(models.Model):
     """A term of the policy check (sensitive attribute or risky claim), edited in the admin."""
 
     class Category(models.TextChoices):
-        AGE = "age", "Sensitive attribute: age"
-        GENDER = "gender", "Sensitive attribute: gender"
-        ETHNICITY = "ethnicity", "Sensitive attribute: ethnicity"
-        RELIGION = "religion", "Sensitive attribute: religion"
-        HEALTH = "health", "Sensitive attribute: health"
-        NATIONALITY = "nationality", "Sensitive attribute: nationality"
-        GUARANTEE = "guarantee", "Risky claim: guarantee"
-        CAUSAL = "causal", "Risky claim: causal claim"
+        AGE = "age", _("Sensitive attribute: age")
+        GENDER = "gender", _("Sensitive attribute: gender")
+        ETHNICITY = "ethnicity", _("Sensitive attribute: ethnicity")
+        RELIGION = "religion", _("Sensitive attribute: religion")
+        HEALTH = "health", _("Sensitive attribute: health")
+        NATIONALITY = "nationality", _("Sensitive attribute: nationality")
+        GUARANTEE = "guarantee", _("Risky claim: guarantee")
+        CAUSAL = "causal", _("Risky claim: causal claim")
 
     term = models.CharField(
         max_length=1000,
@@ -330,8 +347,8 @@ class CustomerDescription(FSMModelMixin, models.Model):
         REJECTED = "rejected", _("Rejected")
 
     class Method(models.TextChoices):
-        ELM_GROUNDED = "elm_grounded", "ELM adapter with the purchase facts"
-        TEMPLATE = "template", "Template from the purchase facts (no adapter yet)"
+        ELM_GROUNDED = "elm_grounded", _("ELM adapter with the purchase facts")
+        TEMPLATE = "template", _("Template from the purchase facts (no adapter yet)")
 
     customer = models.OneToOneField(Customer, on_delete=models.CASCADE, related_name="description")
     text = models.TextField()

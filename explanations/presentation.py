@@ -160,6 +160,11 @@ def reason_segments(text: str, flags: Sequence[dict]) -> list[ReasonSegment]:
     return segments
 
 
+def flag_kind_label(kind: str) -> str:
+    """Return the translated label of a flag kind ("pii" -> "Personal data"), the kind itself if unknown."""
+    return str(FLAG_LABELS.get(kind, kind))
+
+
 def flag_view(flag: dict) -> dict:
     """Return a stored flag with its translated ``label`` and a severity of "error" or "warning"."""
     code = str(flag.get("code") or "")

@@ -13,16 +13,19 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.postgres.expressions import ArraySubquery
-from django.db.models import BooleanField, Count, F, Max, OuterRef, Q, QuerySet
+from django.db.models import BooleanField, Count, F, Max, OuterRef, Q, QuerySet, Value
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Coalesce, JSONObject
+from django.db.models.functions import Coalesce, JSONObject, NullIf
 from django.utils import timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from accounts.selectors import customer_queryset_for
 from core.permissions import UserLike
 from explanations.checks import TermList
 from explanations.models import (
+    CONCEPT_TEXT_FIELDS,
+    Concept,
     CustomerConcept,
     CustomerDescription,
     Explanation,
@@ -312,18 +315,28 @@ def explained_recommendation_count() -> Coalesce:
     return per_customer_count(explained.exclude(explanation__status=Explanation.Status.FAILED))
 
 
-def customer_concept_scores() -> ArraySubquery:
+def _in_language(field: str, localized: str | None):
+    """Return the concept text ``field`` in a language's own field, the English one where that is blank."""
+    own = F(f"concept__{field}")
+    return Coalesce(NullIf(F(f"concept__{localized}"), Value("")), own) if localized else own
+
+
+def customer_concept_scores(*, language: str | None = None) -> ArraySubquery:
     """Return an expression listing the customer's usable, active concept scores, highest first.
 
-    Each item is ``{name, description, score, low, high}`` (90% interval), fetched in the customer's query.
+    Each item is ``{key, name, description, score, low, high}`` (90% interval), fetched in the customer's
+    query: ``key`` is the concept's own (English) name, as explanations store it; ``name`` and
+    ``description`` are in ``language`` (the active language by default) where an admin wrote them.
     """
+    name_field, description_field = CONCEPT_TEXT_FIELDS.get(language or get_language(), (None, None))
     scores = (
         CustomerConcept.objects.filter(customer=OuterRef("pk"), concept__usable=True, concept__is_active=True)
         .order_by("-score", "concept__name")
         .values(
             json=JSONObject(
-                name="concept__name",
-                description="concept__description",
+                key="concept__name",
+                name=_in_language("name", name_field),
+                description=_in_language("description", description_field),
                 score="score",
                 low="low",
                 high="high",
@@ -331,3 +344,15 @@ def customer_concept_scores() -> ArraySubquery:
         )
     )
     return ArraySubquery(scores)
+
+
+def concept_names(*, language: str) -> dict[str, str]:
+    """Return concept name -> its name in ``language``, for the concepts an admin named in it (one query).
+
+    Explanations store concepts by their own (English) name; pages in another language look them up
+    here. English needs no lookup: the result is empty and no query is made.
+    """
+    field = CONCEPT_TEXT_FIELDS.get(language)
+    if field is None:
+        return {}
+    return dict(Concept.objects.exclude(**{field[0]: ""}).values_list("name", field[0]))

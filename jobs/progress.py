@@ -29,7 +29,7 @@ def wait_for_pipeline(job: Job, *, poll: float = 0.5, timeout: float | None = No
                 j.refresh_from_db()
                 bar = bars.get(j.pk)
                 if bar is None:
-                    label = registry.get(j.kind).label
+                    label = str(registry.get(j.kind).label)  # a lazy translation: format it as text
                     bar = bars[j.pk] = tqdm(total=1, desc=f"{label:<18}", unit="item", file=stream, leave=True)
                 total = max(j.items_total, 1)
                 done = total if j.status == Job.Status.SUCCEEDED else min(j.items_done, total)

@@ -65,7 +65,8 @@ def startable_jobs() -> list[Startable]:
 
 
 def _labels() -> dict[str, str]:
-    return {name: kind.label for name, kind in registry.all_kinds().items()}
+    """Return each kind's label in the active language (labels are lazy translations)."""
+    return {name: str(kind.label) for name, kind in registry.all_kinds().items()}
 
 
 def _schedule_text(task) -> str:
@@ -135,10 +136,12 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
         {
             "job": job,
             "label": _labels().get(job.kind, job.kind),
+            "labels": _labels(),
             "children": list(job.children.order_by("created_at")),
             "shards": shards,
             "shards_limited": len(shards) >= SHARDS_SHOWN,
-            "shard_counts": counts,
+            # Statuses in the reader's language: the counts are keyed by the stored values.
+            "shard_counts": {JobShard.Status(status).label: n for status, n in counts.items()},
             "can_start": user_has_role(request.user, ADMIN),
             "refresh": job.is_active,
         },

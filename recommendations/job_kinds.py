@@ -5,6 +5,7 @@ import (the configured data file). Each is a thin call of this app's services an
 from __future__ import annotations
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from jobs.registry import JobKind, one_shard, register, reuse, shard
 from recommendations import selectors
@@ -25,7 +26,7 @@ def _encoder_version() -> str:
 register(
     JobKind(
         name="embed_products",
-        label="Embed products",
+        label=_("Embed products"),
         plan=lambda job: _payloads(embeddings.products_needing_embedding(model_version=_encoder_version())),
         run_shard=lambda job, payload: embeddings.products_embed(product_ids=payload["ids"]),
         queue="gpu",
@@ -35,7 +36,7 @@ register(
 register(
     JobKind(
         name="embed_customers",
-        label="Embed customers",
+        label=_("Embed customers"),
         plan=lambda job: _payloads(embeddings.customers_needing_embedding()),
         run_shard=lambda job, payload: embeddings.customers_embed(customer_ids=payload["ids"]),
     )
@@ -71,7 +72,7 @@ def _finalize_recommend(job) -> dict:
 register(
     JobKind(
         name="recommend",
-        label="Recommend",
+        label=_("Recommend"),
         plan=_plan_recommend,
         run_shard=lambda job, payload: recommend.recommendations_compute(
             batch_id=payload["batch_id"], customer_ids=payload["ids"]
@@ -123,7 +124,7 @@ def _run_evaluate(job, payload) -> int:
 register(
     JobKind(
         name="evaluate",
-        label="Evaluate recommenders",
+        label=_("Evaluate recommenders"),
         plan=_plan_evaluate,
         run_shard=_run_evaluate,
         time_limit=3 * 3600,  # the full run takes ~15-40 min on 2 shared cores
@@ -152,7 +153,7 @@ def _run_tune_encoder(job, payload) -> int:
 register(
     JobKind(
         name="tune_encoder",
-        label="Tune encoder",
+        label=_("Tune encoder"),
         plan=one_shard,
         run_shard=_run_tune_encoder,
         queue="gpu",
@@ -179,7 +180,7 @@ def _run_import(job, payload) -> int:
 register(
     JobKind(
         name="import",
-        label="Import transactions",
+        label=_("Import transactions"),
         plan=one_shard,
         run_shard=_run_import,
         time_limit=3600,

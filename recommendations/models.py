@@ -81,9 +81,9 @@ class Purchase(models.Model):
     """One invoice line. ``line_key`` is the natural key: re-imports and overlapping files dedupe."""
 
     class Kind(models.TextChoices):
-        SALE = "sale", "Sale"
-        RETURN = "return", "Return"
-        ADJUSTMENT = "adjustment", "Stock adjustment"
+        SALE = "sale", _("Sale")
+        RETURN = "return", _("Return")
+        ADJUSTMENT = "adjustment", _("Stock adjustment")
 
     line_key = models.CharField(max_length=32, unique=True)
     customer = models.ForeignKey(Customer, null=True, on_delete=models.SET_NULL, related_name="purchases")
@@ -105,9 +105,9 @@ class Purchase(models.Model):
 
 class ImportRun(models.Model):
     class Status(models.TextChoices):
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
 
     file_name = models.CharField(max_length=255)
     file_sha256 = models.CharField(max_length=64, db_index=True)

@@ -11,7 +11,7 @@ viewer's language and ``Viewer.cache_key``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -137,7 +137,12 @@ class Card:
 
 
 def recommendation_card(
-    *, recommendation: Recommendation, explanation: Explanation | None, viewer: Viewer, control: bool = False
+    *,
+    recommendation: Recommendation,
+    explanation: Explanation | None,
+    viewer: Viewer,
+    control: bool = False,
+    concept_names: Mapping[str, str] | None = None,
 ) -> Card:
     """Return what ``viewer`` may see of ``recommendation`` and its explanation (no queries).
 
@@ -149,10 +154,15 @@ def recommendation_card(
       In the A/B control arm (``control``) a sales-only viewer gets neither.
     - Flags only for reviewers, marked in the reason where their offsets match it.
     - Evidence lines, the necessity counterfactual (only when purchases were left out), concepts,
-      word highlights and confidence for every viewer.
+      word highlights and confidence for every viewer. Each concept gets a ``label``: its name in the
+      page's language from ``concept_names`` (stored name -> name), else the stored name.
     """
     product = recommendation.product
-    panel = None if explanation is None else _explanation_card(recommendation, explanation, viewer, control)
+    panel = (
+        None
+        if explanation is None
+        else _explanation_card(recommendation, explanation, viewer, control, concept_names or {})
+    )
     return Card(
         recommendation_id=recommendation.pk,
         rank=recommendation.rank,
@@ -174,6 +184,7 @@ def recommendation_cards(
     recommendations: Sequence[Recommendation],
     viewer: Viewer | Callable[[], Viewer],
     control_ids: Collection[int] = (),
+    concept_names: Mapping[str, str] | None = None,
 ) -> list[Card]:
     """Return the cards of recommendations loaded with their explanations (``select_related``).
 
@@ -193,12 +204,20 @@ def recommendation_cards(
         explanation = getattr(rec, "explanation", None)  # None while not generated yet
         control = rec.pk in control_ids
         who = current_viewer() if explanation is not None or control else _ANYONE
-        cards.append(recommendation_card(recommendation=rec, explanation=explanation, viewer=who, control=control))
+        cards.append(
+            recommendation_card(
+                recommendation=rec, explanation=explanation, viewer=who, control=control, concept_names=concept_names
+            )
+        )
     return cards
 
 
 def _explanation_card(
-    recommendation: Recommendation, explanation: Explanation, viewer: Viewer, control: bool
+    recommendation: Recommendation,
+    explanation: Explanation,
+    viewer: Viewer,
+    control: bool,
+    concept_names: Mapping[str, str],
 ) -> ExplanationCard:
     withheld = control and viewer.sales_only
     visible = not withheld and reason_readable(
@@ -231,7 +250,10 @@ def _explanation_card(
         flags=flags,
         evidence=evidence,
         necessity=necessity_view(explanation.necessity, top_n=top_n),
-        concepts=tuple(concepts_shared_first(explanation.concepts)),
+        concepts=tuple(
+            {**c, "label": concept_names.get(c.get("concept"), c.get("concept"))}
+            for c in concepts_shared_first(explanation.concepts)
+        ),
         product_words=tuple(word_highlights(words.get("product"))),
         evidence_words=tuple(word_highlights(evidence_attr)),
         evidence_words_description=evidence_attr.get("text") or (top.description if top else ""),

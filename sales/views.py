@@ -119,7 +119,14 @@ def customer_detail(request: HttpRequest, pseudonym: str) -> HttpResponse:
         exposures = exposures_for(recommendations=recommendations)
     control_ids = {pk for pk, exposure in exposures.items() if exposure.is_control}
     outcomes = outcomes_by_recommendation(recommendations=recommendations)
-    cards = recommendation_cards(recommendations=recommendations, viewer=viewer, control_ids=control_ids)
+    concept_scores = getattr(customer, "concept_scores", None) or []
+    cards = recommendation_cards(
+        recommendations=recommendations,
+        viewer=viewer,
+        control_ids=control_ids,
+        # Explanations store concepts by their English name; the customer's scores carry the page's names.
+        concept_names={c["key"]: c["name"] for c in concept_scores},
+    )
     rows = [CardRow(card, outcomes=outcomes[card.recommendation_id], form_token=str(uuid.uuid4())) for card in cards]
     pending = sum(1 for card in cards if card.explanation is None)
     # Progress is only worth a query when something is still waiting for its explanation.
@@ -132,7 +139,7 @@ def customer_detail(request: HttpRequest, pseudonym: str) -> HttpResponse:
         "sales/customer_detail.html",
         {
             "customer": customer,
-            "concepts": getattr(customer, "concept_scores", None) or [],
+            "concepts": concept_scores,
             "recommendations": recommendations,
             "rows": rows,
             "pending_count": pending,

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from explanations.models import Explanation
 from jobs.models import Job
@@ -211,7 +211,7 @@ def test_customer_get_with_concepts_returns_usable_active_scores_highest_first(u
     CustomerConceptFactory(customer=customer, concept=ConceptFactory(name="Off", is_active=False), score=0.9)
     CustomerConceptFactory(concept=ConceptFactory(name="Other customer's"), score=0.99)
     # when
-    with django_assert_num_queries(1):
+    with django_assert_num_queries(1), translation.override("en"):
         found = selectors.customer_get(user=user, pseudonym=customer.pseudonym, with_concepts=True)
     # then
     assert [(c["name"], c["score"], c["low"], c["high"]) for c in found.concept_scores] == [
@@ -219,6 +219,24 @@ def test_customer_get_with_concepts_returns_usable_active_scores_highest_first(u
         ("Garden", 0.4, 0.3, 0.5),
     ]
     assert found.concept_scores[0]["description"] == "Customers who match home décor."
+    assert found.concept_scores[0]["key"] == "Home décor"
+
+
+def test_customer_concepts_are_named_in_the_active_language(user):
+    """A Japanese reader gets the Japanese name and description where an admin wrote one, else the English."""
+    # given one concept named in Japanese (the default concepts are) and one that is not
+    customer = CustomerFactory()
+    CustomerConceptFactory(customer=customer, concept=ConceptFactory(name="Home décor"), score=0.8)
+    CustomerConceptFactory(customer=customer, concept=ConceptFactory(name="Weekend", name_ja=""), score=0.4)
+    # when
+    with translation.override("ja"):
+        found = selectors.customer_get(user=user, pseudonym=customer.pseudonym, with_concepts=True)
+    # then
+    assert [(c["key"], c["name"]) for c in found.concept_scores] == [
+        ("Home décor", "インテリア雑貨"),
+        ("Weekend", "Weekend"),
+    ]
+    assert found.concept_scores[0]["description"].startswith("ランタン")
 
 
 def test_customer_list_counts_generated_explanations_of_the_active_batch(user):
