@@ -349,16 +349,17 @@ def review_kpis(*, user: UserLike, filters: Filters, now: dt.datetime | None = N
     events = ReviewEvent.objects.filter(explanation__recommendation__customer__in=customers)
     in_period = events.filter(filters.in_period("created_at"))
     # Decision times need the step that put the text into review, which may precede the period.
+    # Each language's text is reviewed on its own: its decision time runs from its own submission.
     rows = events.filter(explanation_id__in=in_period.values("explanation_id")).order_by(
-        "explanation_id", "created_at", "pk"
+        "explanation_id", "language", "created_at", "pk"
     )
     current, entered_review = None, None
     start, end = filters.start, filters.end
-    for explanation_id, action, to_status, created_at in rows.values_list(
-        "explanation_id", "action", "to_status", "created_at"
+    for explanation_id, language, action, to_status, created_at in rows.values_list(
+        "explanation_id", "language", "action", "to_status", "created_at"
     ):
-        if explanation_id != current:
-            current, entered_review = explanation_id, None
+        if (explanation_id, language) != current:
+            current, entered_review = (explanation_id, language), None
         counted = (start is None or created_at >= start) and (end is None or created_at < end)
         if counted and action == "edit":
             kpis.edits += 1

@@ -84,13 +84,15 @@ class CustomerConcept(models.Model):
         return f"{self.customer_id}: {self.concept_id} = {self.score:.2f}"
 
 
-class Explanation(models.Model):
-    """Everything that explains one recommendation; the reason text is the last layer on top.
+class ReviewedText(models.Model):
+    """A reason text under legal review, in one language: its state machine, its editor, its queue time.
 
     ``status`` is a state machine (django-fsm): a generated text goes through the automatic checks
     to ``pending_review``; a reviewer approves, rejects or requests changes; an edit sends the text
     back to ``pending_review``; an approved text can be withdrawn. Only the transition methods below
-    change it, and only ``explanations.services.review`` calls them (it writes the audit rows).
+    change it, and only ``explanations.services.review`` calls them (it writes the audit rows). The
+    English text is the explanation's own (``Explanation``); each other language's is a
+    ``LocalizedReason`` with the same table.
     """
 
     class Status(models.TextChoices):
@@ -102,8 +104,76 @@ class Explanation(models.Model):
         WITHDRAWN = "withdrawn", _("Withdrawn")
         FAILED = "failed", _("Failed")
 
-    recommendation = models.OneToOneField(Recommendation, on_delete=models.CASCADE, related_name="explanation")
     status = FSMField(max_length=32, choices=Status.choices, default=Status.GENERATED, db_index=True)
+    # The reviewer who wrote the current reason text (null: the machine did); four-eyes reads it.
+    reason_edited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # When the current text entered the review queue: the age the SLA is measured on.
+    review_requested_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        abstract = True
+
+    # Transitions: the whole table. The bodies are empty on purpose; the review service does the
+    # writes (text versions, audit events) in the same transaction as the state change. The field is
+    # named, not passed: each concrete model gets its own copy of it.
+    @transition(field="status", source=Status.GENERATED, target=Status.PENDING_REVIEW)
+    def submit(self) -> None:
+        """Queue a checked, generated text for review."""
+
+    @transition(field="status", source=Status.GENERATED, target=Status.FAILED)
+    def fail(self) -> None:
+        """Record that no text could be generated."""
+
+    @transition(
+        field="status",
+        source=[
+            Status.PENDING_REVIEW,
+            Status.APPROVED,
+            Status.REJECTED,
+            Status.CHANGES_REQUESTED,
+            Status.WITHDRAWN,
+            Status.FAILED,
+        ],
+        target=Status.GENERATED,
+    )
+    def regenerate(self) -> None:
+        """Replace the text with a new machine-generated one (it is reviewed again)."""
+
+    @transition(field="status", source=Status.PENDING_REVIEW, target=Status.APPROVED)
+    def approve(self) -> None:
+        """Release the text to sales."""
+
+    @transition(field="status", source=[Status.PENDING_REVIEW, Status.CHANGES_REQUESTED], target=Status.REJECTED)
+    def reject(self) -> None:
+        """Refuse the text for good."""
+
+    @transition(field="status", source=Status.PENDING_REVIEW, target=Status.CHANGES_REQUESTED)
+    def request_changes(self) -> None:
+        """Ask for an edited text."""
+
+    @transition(
+        field="status",
+        source=[Status.PENDING_REVIEW, Status.CHANGES_REQUESTED, Status.WITHDRAWN],
+        target=Status.PENDING_REVIEW,
+    )
+    def edit(self) -> None:
+        """Replace the text with a reviewer's edit and queue it for review again."""
+
+    @transition(field="status", source=Status.APPROVED, target=Status.WITHDRAWN)
+    def withdraw(self) -> None:
+        """Take an approved text back from sales."""
+
+
+class Explanation(ReviewedText):
+    """Everything that explains one recommendation; the reason text is the last layer on top.
+
+    Its reason text is the English one, reviewed through the state machine of ``ReviewedText``;
+    other languages' texts are ``LocalizedReason`` rows, reviewed on their own.
+    """
+
+    recommendation = models.OneToOneField(Recommendation, on_delete=models.CASCADE, related_name="explanation")
     # [{product_id, stock_code, description, weight, share}], shares sum to the score
     evidence = models.JSONField(default=list)
     evidence_residual = models.FloatField(default=0.0)  # score - sum(shares); ~0 by construction
@@ -118,64 +188,33 @@ class Explanation(models.Model):
     versions = models.JSONField(default=dict)
     error = models.TextField(blank=True)
     generated_at = models.DateTimeField(auto_now=True)
-    # The reviewer who wrote the current reason text (null: the machine did); four-eyes reads it.
-    reason_edited_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    # When the current text entered the review queue: the age the SLA is measured on.
-    review_requested_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     def __str__(self) -> str:
         return f"Explanation of {self.recommendation_id}"
 
-    # Transitions: the whole table. The bodies are empty on purpose; the review service does the
-    # writes (text versions, audit events) in the same transaction as the state change.
-    @transition(field=status, source=Status.GENERATED, target=Status.PENDING_REVIEW)
-    def submit(self) -> None:
-        """Queue a checked, generated text for review."""
 
-    @transition(field=status, source=Status.GENERATED, target=Status.FAILED)
-    def fail(self) -> None:
-        """Record that no text could be generated."""
+class LocalizedReason(ReviewedText):
+    """An explanation's reason in another language than English, reviewed on its own.
 
-    @transition(
-        field=status,
-        source=[
-            Status.PENDING_REVIEW,
-            Status.APPROVED,
-            Status.REJECTED,
-            Status.CHANGES_REQUESTED,
-            Status.WITHDRAWN,
-            Status.FAILED,
-        ],
-        target=Status.GENERATED,
-    )
-    def regenerate(self) -> None:
-        """Replace the text with a new machine-generated one (it is reviewed again)."""
+    Written at generation: the template reason in that language (from the same evidence), unless a
+    configured model writes the language. Sales reading that language see it once approved, and the
+    template in their language until then.
+    """
 
-    @transition(field=status, source=Status.PENDING_REVIEW, target=Status.APPROVED)
-    def approve(self) -> None:
-        """Release the text to sales."""
+    explanation = models.ForeignKey(Explanation, on_delete=models.CASCADE, related_name="localized_reasons")
+    language = models.CharField(max_length=16, choices=settings.LANGUAGES)
+    reason_text = models.TextField(blank=True)
+    template_text = models.TextField(blank=True)
+    flags = models.JSONField(default=list)
+    generated_at = models.DateTimeField(auto_now=True)
 
-    @transition(field=status, source=[Status.PENDING_REVIEW, Status.CHANGES_REQUESTED], target=Status.REJECTED)
-    def reject(self) -> None:
-        """Refuse the text for good."""
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["explanation", "language"], name="localized_reason_unique"),
+        ]
 
-    @transition(field=status, source=Status.PENDING_REVIEW, target=Status.CHANGES_REQUESTED)
-    def request_changes(self) -> None:
-        """Ask for an edited text."""
-
-    @transition(
-        field=status,
-        source=[Status.PENDING_REVIEW, Status.CHANGES_REQUESTED, Status.WITHDRAWN],
-        target=Status.PENDING_REVIEW,
-    )
-    def edit(self) -> None:
-        """Replace the text with a reviewer's edit and queue it for review again."""
-
-    @transition(field=status, source=Status.APPROVED, target=Status.WITHDRAWN)
-    def withdraw(self) -> None:
-        """Take an approved text back from sales."""
+    def __str__(self) -> str:
+        return f"{self.language} reason of {self.explanation_id}"
 
 
 class AppendOnlyError(Exception):
@@ -230,6 +269,7 @@ class ReasonVersion(AppendOnlyModel):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     author_name = models.CharField(max_length=150, blank=True)  # kept when the user is deleted
+    language = models.CharField(max_length=16, default="en")  # a LocalizedReason's language, or English
     text = models.TextField(blank=True)
     sha256 = models.CharField(max_length=64)
     flags = models.JSONField(default=list)  # the automatic checks on this text
@@ -252,6 +292,7 @@ class ReviewEvent(AppendOnlyModel):
     )
     actor_name = models.CharField(max_length=150, blank=True)  # "" for the system; kept when the user is deleted
     action = models.CharField(max_length=32)
+    language = models.CharField(max_length=16, default="en")  # the language of the text it is about
     from_status = models.CharField(max_length=32)
     to_status = models.CharField(max_length=32)
     comment = models.TextField(blank=True)

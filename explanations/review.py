@@ -6,8 +6,11 @@ page and the customers API all ask these functions; none of them restates a rule
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.utils.translation import get_language
+
 from core.permissions import UserLike, user_is_reviewer
-from explanations.models import Explanation
+from explanations.models import Explanation, ReviewedText
 
 
 def wrote_current_text(*, explanation: Explanation, user: UserLike) -> bool:
@@ -54,3 +57,25 @@ def reason_visible_to(user: UserLike, explanation: Explanation) -> bool:
         reviewer=user_is_reviewer(user=user),
         authenticated=getattr(user, "is_authenticated", False),
     )
+
+
+# The attribute a reader's LocalizedReason rows are prefetched into (explanations.selectors).
+LOCALIZED_ATTR = "localized_for_reader"
+
+
+def reader_language() -> str:
+    """Return the active language as one of the site's (``LANGUAGE_CODE`` when it is none of them)."""
+    language = (get_language() or "").split("-")[0]
+    return language if language in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
+
+
+def reviewed_text_in(explanation: Explanation, language: str) -> ReviewedText:
+    """Return the reviewed reason a reader of ``language`` gets: its LocalizedReason, else the English one.
+
+    Reads only the rows prefetched into ``LOCALIZED_ATTR`` (no query): an explanation loaded without
+    them, or without a text in that language (generated before there were any), gives its English text.
+    """
+    if language == settings.LANGUAGE_CODE:
+        return explanation
+    rows = getattr(explanation, LOCALIZED_ATTR, None) or ()
+    return next((row for row in rows if row.language == language), explanation)

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.postgres.expressions import ArraySubquery
-from django.db.models import BooleanField, Count, F, Max, OuterRef, Q, QuerySet, Value
+from django.db.models import BooleanField, Count, Exists, F, Max, OuterRef, Prefetch, Q, QuerySet, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, JSONObject, NullIf
 from django.utils import timezone
@@ -29,10 +29,12 @@ from explanations.models import (
     CustomerConcept,
     CustomerDescription,
     Explanation,
+    LocalizedReason,
     PolicyTerm,
     ReasonVersion,
     ReviewEvent,
 )
+from explanations.review import LOCALIZED_ATTR
 from recommendations.models import RecommendationBatch
 from recommendations.selectors import outer_customer_recommendations, per_customer_count
 
@@ -111,8 +113,10 @@ def review_queue(*, user: UserLike, filters: ReviewQueueFilters | None = None) -
         raise ValueError(f"unknown queue status {filters.status!r}")
     if filters.sort not in QUEUE_SORTS:
         raise ValueError(f"unknown sort {filters.sort!r}")
+    # Waiting in any language: the English text or one of the others (each is reviewed on its own).
+    other_language = LocalizedReason.objects.filter(explanation=OuterRef("pk"), status=filters.status)
     qs = Explanation.objects.filter(
-        status=filters.status,
+        Q(status=filters.status) | Exists(other_language),
         recommendation__batch__status=RecommendationBatch.Status.ACTIVE,
         recommendation__customer__in=customer_queryset_for(user),
     )
@@ -136,6 +140,7 @@ def review_queue(*, user: UserLike, filters: ReviewQueueFilters | None = None) -
     order = age.asc(nulls_first=True) if filters.sort == "oldest" else age.desc(nulls_last=True)
     return (
         qs.select_related("recommendation__customer", "recommendation__product", "reason_edited_by")
+        .prefetch_related("localized_reasons")
         .defer(
             "recommendation__customer__embedding",
             "recommendation__product__embedding",
@@ -167,6 +172,7 @@ def review_explanation_get(*, user: UserLike, explanation_id: int) -> Explanatio
         Explanation.objects.select_related(
             "recommendation__customer", "recommendation__product", "recommendation__batch", "reason_edited_by"
         )
+        .prefetch_related("localized_reasons")
         .defer("recommendation__customer__embedding", "recommendation__product__embedding")
         .get(pk=explanation_id, recommendation__customer__in=customer_queryset_for(user))
     )
@@ -356,3 +362,18 @@ def concept_names(*, language: str) -> dict[str, str]:
     if field is None:
         return {}
     return dict(Concept.objects.exclude(**{field[0]: ""}).values_list("name", field[0]))
+
+
+def localized_reasons_prefetch(*, language: str, through: str = "") -> Prefetch | None:
+    """Return the prefetch of the explanations' texts in ``language`` (None for English: nothing to load).
+
+    ``through``: the path to the explanation ("explanation__" from a recommendation). The rows land in
+    ``explanations.review.LOCALIZED_ATTR``, where ``reviewed_text_in`` reads them.
+    """
+    if language == settings.LANGUAGE_CODE:
+        return None
+    return Prefetch(
+        f"{through}localized_reasons",
+        queryset=LocalizedReason.objects.filter(language=language),
+        to_attr=LOCALIZED_ATTR,
+    )

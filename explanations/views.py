@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -21,7 +22,7 @@ from django_fsm import can_proceed
 from accounts.selectors import customer_region_choices
 from core.permissions import ADMIN, REVIEWER, role_required
 from explanations import selectors
-from explanations.models import Explanation, ReasonVersion
+from explanations.models import Explanation, LocalizedReason, ReasonVersion
 from explanations.presentation import EvidenceLine, ReasonSegment, evidence_lines, flag_view, reason_segments
 from explanations.review import can_approve
 from explanations.services import review
@@ -110,8 +111,13 @@ class ReviewFilterForm(forms.Form):
         )
 
 
+# Which language's text an action or edit is about: empty for the English text (the explanation's own).
+LANGUAGE_FIELD = {"required": False, "choices": [("", "")] + list(settings.LANGUAGES)}
+
+
 class CommentForm(forms.Form):
     comment = forms.CharField(label=_("Comment"), required=False, max_length=COMMENT_MAX_LENGTH)
+    language = forms.ChoiceField(**LANGUAGE_FIELD)
 
 
 class EditForm(forms.Form):
@@ -119,6 +125,38 @@ class EditForm(forms.Form):
         label=_("Reason text"), max_length=review.MAX_REASON_CHARS, widget=forms.Textarea(attrs={"rows": 4})
     )
     comment = forms.CharField(label=_("Comment (optional)"), required=False, max_length=COMMENT_MAX_LENGTH)
+    language = forms.ChoiceField(**LANGUAGE_FIELD)
+
+
+@dataclass(frozen=True)
+class TextReview:
+    """One other language's text of an explanation, reviewed on its own: state, flags, what may be done."""
+
+    text: LocalizedReason
+    language_name: str
+    segments: list[ReasonSegment]
+    flags: list[dict]
+    own_edit: bool  # the viewer wrote it: four-eyes forbids their approval
+    actions: list[tuple[str, str]]
+    can_edit: bool
+
+    @property
+    def language(self) -> str:
+        return self.text.language
+
+
+def text_review(text: LocalizedReason, *, user) -> TextReview:
+    """Build the view of one language's text (no queries)."""
+    flags = [flag_view(f) for f in text.flags or []]
+    return TextReview(
+        text=text,
+        language_name=dict(settings.LANGUAGES).get(text.language, text.language),
+        segments=reason_segments(text.reason_text, flags),
+        flags=flags,
+        own_edit=not can_approve(explanation=text, user=user),
+        actions=[(name, label) for name, label in ACTION_LABELS.items() if can_proceed(getattr(text, name))],
+        can_edit=can_proceed(text.edit),
+    )
 
 
 @dataclass(frozen=True)
@@ -136,6 +174,7 @@ class ReviewItem:
     bulk_approvable: bool
     actions: list[tuple[str, str]]  # (transition, label) allowed from the current state
     can_edit: bool
+    translations: list[TextReview]  # the texts in the other languages, each reviewed on its own
 
     @property
     def age_hours(self) -> float | None:
@@ -163,6 +202,10 @@ def review_item(explanation: Explanation, *, user, now=None) -> ReviewItem:
         bulk_approvable=explanation.status == Status.PENDING_REVIEW and not explanation.flags and not own_edit,
         actions=actions,
         can_edit=can_proceed(explanation.edit),
+        # Loaded with the explanation (selectors.review_queue, review_explanation_get).
+        translations=[
+            text_review(t, user=user) for t in sorted(explanation.localized_reasons.all(), key=lambda t: t.language)
+        ],
     )
 
 
@@ -260,7 +303,12 @@ def review_action(request: HttpRequest, explanation_id: int) -> HttpResponse:
         messages.error(request, _("That action is not available."))
         return _back(request, default)
     try:
-        service(user=request.user, explanation_id=explanation_id, comment=form.cleaned_data["comment"])
+        service(
+            user=request.user,
+            explanation_id=explanation_id,
+            comment=form.cleaned_data["comment"],
+            language=form.cleaned_data["language"] or None,
+        )
     except review.ReviewError as exc:
         messages.error(request, exc.message)
     else:
@@ -285,11 +333,15 @@ def review_edit(request: HttpRequest, explanation_id: int) -> HttpResponse:
             explanation_id=explanation_id,
             text=form.cleaned_data["text"],
             comment=form.cleaned_data["comment"],
+            language=form.cleaned_data["language"] or None,
         )
     except review.ReviewError as exc:
         messages.error(request, exc.message)
     else:
-        n = len(explanation.flags)
+        edited = next(
+            (t for t in explanation.localized_reasons.all() if t.language == form.cleaned_data["language"]), None
+        )
+        n = len((edited or explanation).flags)
         messages.success(
             request,
             ngettext(

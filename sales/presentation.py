@@ -31,7 +31,7 @@ from explanations.presentation import (
     reason_segments,
     word_highlights,
 )
-from explanations.review import reason_readable, reason_refused
+from explanations.review import reader_language, reason_readable, reason_refused, reviewed_text_in
 from recommendations.models import Recommendation
 
 REASON_VISIBLE = "visible"
@@ -52,11 +52,12 @@ class Viewer:
     reviewer: bool  # reads every reason and the automatic checks' flags (reviewers, managers, admins)
     sales_only: bool  # a sales person only: the A/B control arm hides reasons from them
     authenticated: bool = True
+    language: str = settings.LANGUAGE_CODE  # the reason in this language, where one was written
 
     @property
     def cache_key(self) -> str:
         """The part of a cached card's key that stands for the viewer."""
-        return f"r{int(self.reviewer)}s{int(self.sales_only)}a{int(self.authenticated)}"
+        return f"r{int(self.reviewer)}s{int(self.sales_only)}a{int(self.authenticated)}l{self.language}"
 
 
 def viewer_for(user: UserLike) -> Viewer:
@@ -65,6 +66,7 @@ def viewer_for(user: UserLike) -> Viewer:
         reviewer=user_is_reviewer(user=user),
         sales_only=user_is_sales_only(user=user),
         authenticated=bool(getattr(user, "is_authenticated", False)),
+        language=reader_language(),
     )
 
 
@@ -220,20 +222,22 @@ def _explanation_card(
     concept_names: Mapping[str, str],
 ) -> ExplanationCard:
     withheld = control and viewer.sales_only
+    # The reason in the viewer's language, reviewed on its own (English where none was written).
+    reviewed = reviewed_text_in(explanation, viewer.language)
     visible = not withheld and reason_readable(
-        status=explanation.status, reviewer=viewer.reviewer, authenticated=viewer.authenticated
+        status=reviewed.status, reviewer=viewer.reviewer, authenticated=viewer.authenticated
     )
-    template = explanation.template_text or None
+    template = reviewed.template_text or None
     if withheld:
         reason_status = REASON_NOT_SHOWN
     elif visible:
         reason_status = REASON_VISIBLE
-    elif reason_refused(status=explanation.status):
+    elif reason_refused(status=reviewed.status):
         reason_status = REASON_FROM_EVIDENCE if template else REASON_UNAVAILABLE
     else:
         reason_status = REASON_UNDER_REVIEW
-    flags = tuple(flag_view(f) for f in explanation.flags or []) if viewer.reviewer else None
-    text = (explanation.reason_text or None) if visible else None
+    flags = tuple(flag_view(f) for f in reviewed.flags or []) if viewer.reviewer else None
+    text = (reviewed.reason_text or None) if visible else None
     words = explanation.word_attributions or {}
     evidence_attr = words.get("evidence") or {}
     evidence = tuple(evidence_lines(explanation.evidence or [], recommendation.score))
@@ -259,7 +263,8 @@ def _explanation_card(
         evidence_words_description=evidence_attr.get("text") or (top.description if top else ""),
         evidence_words_product_id=evidence_attr.get("product_id"),
         confidence=explanation.confidence,
-        consistency=explanation.consistency if visible else None,
+        # Measured on the English text only (the encoder reads English).
+        consistency=explanation.consistency if visible and reviewed is explanation else None,
         versions=dict(explanation.versions or {}),
         generated_at=explanation.generated_at,
     )

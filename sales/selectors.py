@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, time, timedelta
 
+from django.conf import settings
 from django.db.models import Exists, F, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -17,7 +18,11 @@ from django.utils.translation import gettext
 # Through the module: every read below looks the scoping hook up at call time (one hook for all).
 from accounts import selectors as scoping
 from core.permissions import UserLike
-from explanations.selectors import customer_concept_scores, explained_recommendation_count
+from explanations.selectors import (
+    customer_concept_scores,
+    explained_recommendation_count,
+    localized_reasons_prefetch,
+)
 from jobs.models import Job
 from outcomes.selectors import open_recommendation_count, open_recommendations
 from recommendations.models import Customer, Recommendation, RecommendationBatch
@@ -140,16 +145,19 @@ def customer_get(*, user: UserLike, pseudonym: str, with_concepts: bool = False)
     return scoping.customer_get(user=user, pseudonym=pseudonym, annotate=annotations)
 
 
-def recommendations_for_customer(*, user: UserLike, customer: Customer) -> list[Recommendation]:
+def recommendations_for_customer(
+    *, user: UserLike, customer: Customer, language: str | None = None
+) -> list[Recommendation]:
     """Return the customer's recommendations from the active batch, best rank first (one query).
 
     Each comes with its product, batch, explanation and A/B exposure loaded: ``explanation_or_none(rec)``
     reads the explanation without another query. ``customer`` must come from ``customer_get`` (which
-    applied the user's scope).
+    applied the user's scope). For a reader of another ``language`` than English, the explanations'
+    texts in it are loaded too (one more query).
     """
-    return list(
-        active_recommendations(customer=customer).select_related("explanation", "exposure").defer("explanation__error")
-    )
+    qs = active_recommendations(customer=customer).select_related("explanation", "exposure").defer("explanation__error")
+    prefetch = localized_reasons_prefetch(language=language or settings.LANGUAGE_CODE, through="explanation__")
+    return list(qs.prefetch_related(prefetch) if prefetch else qs)
 
 
 def explanation_or_none(recommendation: Recommendation):

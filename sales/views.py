@@ -108,10 +108,12 @@ def customer_detail(request: HttpRequest, pseudonym: str) -> HttpResponse:
         customer = selectors.customer_get(user=request.user, pseudonym=pseudonym, with_concepts=True)
     except Customer.DoesNotExist:
         raise Http404(_("No customer with this pseudonym.")) from None
-    recommendations = selectors.recommendations_for_customer(user=request.user, customer=customer)
+    viewer = viewer_for(request.user)
+    recommendations = selectors.recommendations_for_customer(
+        user=request.user, customer=customer, language=viewer.language
+    )
     purchases = customer_recent_purchases(user=request.user, customer=customer)
     description, description_visible = customer_description_for(user=request.user, customer=customer)
-    viewer = viewer_for(request.user)
     # Showing the page to a sales person is the exposure the A/B test counts; others only read the arm.
     if viewer.sales_only:
         exposures = exposures_mark_shown(recommendations=recommendations)

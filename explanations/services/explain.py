@@ -12,7 +12,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import cache
+from functools import cache, partial
 
 import numpy as np
 from django.conf import settings
@@ -27,6 +27,7 @@ from explanations.services.evidence import (
     decompose,
     hybrid_evidence,
 )
+from explanations.services.localized import localized_reasons_record, texts_in_languages
 from explanations.services.review import explanation_record_generated
 from recommendations import profile
 from recommendations.models import Product, Recommendation
@@ -428,6 +429,10 @@ def explanations_generate(
                 },
             )
             explanation_record_generated(explanation=explanation)
+            # The other languages' reason: the template in that language, reviewed on its own.
+            localized_reasons_record(
+                explanation=explanation, templates=texts_in_languages(partial(template_reason, facts))
+            )
     return len(recs)
 
 

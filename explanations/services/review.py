@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -24,7 +25,7 @@ from django_fsm import can_proceed
 
 from accounts.selectors import customer_queryset_for
 from core.permissions import ADMIN, REVIEWER, UserLike, user_has_role
-from explanations.models import Explanation, ReasonVersion, ReviewEvent
+from explanations.models import Explanation, LocalizedReason, ReasonVersion, ReviewedText, ReviewEvent
 from explanations.review import can_approve
 
 logger = logging.getLogger(__name__)
@@ -63,20 +64,38 @@ def _actor_name(user: UserLike | None) -> str:
     return user.get_username() if user is not None and getattr(user, "is_authenticated", False) else ""
 
 
-def _event(explanation: Explanation, *, actor, action: str, from_status: str, comment: str = "") -> ReviewEvent:
+def text_language(text: ReviewedText) -> str:
+    """Return the language of a reviewed text: a LocalizedReason's own, else the site's (English)."""
+    return text.language if isinstance(text, LocalizedReason) else settings.LANGUAGE_CODE
+
+
+def _event(
+    explanation: Explanation,
+    *,
+    actor,
+    action: str,
+    from_status: str,
+    comment: str = "",
+    text: ReviewedText | None = None,
+) -> ReviewEvent:
+    """Append the audit row of a transition of ``text`` (the explanation's English text by default)."""
+    text = text or explanation
     return ReviewEvent.objects.create(
         explanation=explanation,
         actor=actor,
         actor_name=_actor_name(actor),
         action=action,
+        language=text_language(text),
         from_status=from_status,
-        to_status=explanation.status,
+        to_status=text.status,
         comment=comment,
-        text_sha256=text_sha256(explanation.reason_text),
+        text_sha256=text_sha256(text.reason_text),
     )
 
 
-def _version(explanation: Explanation, *, author, source: str, text: str, flags: list[dict]) -> ReasonVersion:
+def _version(
+    explanation: Explanation, *, author, source: str, text: str, flags: list[dict], language: str = ""
+) -> ReasonVersion:
     last = ReasonVersion.objects.filter(explanation=explanation).aggregate(n=Max("number"))["n"] or 0
     return ReasonVersion.objects.create(
         explanation=explanation,
@@ -84,6 +103,7 @@ def _version(explanation: Explanation, *, author, source: str, text: str, flags:
         source=source,
         author=author,
         author_name=_actor_name(author),
+        language=language or settings.LANGUAGE_CODE,
         text=text,
         sha256=text_sha256(text),
         flags=flags,
@@ -107,7 +127,17 @@ def _locked(*, user: UserLike, explanation_id: int) -> Explanation:
         raise ReviewError(_("No such explanation."), code=ReviewError.NOT_FOUND) from None
 
 
-def _require_four_eyes(explanation: Explanation, user: UserLike) -> None:
+def _text_locked(explanation: Explanation, language: str | None) -> ReviewedText:
+    """Return the reviewed text of ``explanation`` in ``language`` (English: the explanation), locked."""
+    if not language or language == settings.LANGUAGE_CODE:
+        return explanation
+    try:
+        return LocalizedReason.objects.select_for_update().get(explanation=explanation, language=language)
+    except LocalizedReason.DoesNotExist:
+        raise ReviewError(_("No text in this language."), code=ReviewError.NOT_FOUND) from None
+
+
+def _require_four_eyes(explanation: ReviewedText, user: UserLike) -> None:
     if not can_approve(explanation=explanation, user=user):
         raise ReviewError(_("You edited this text; another reviewer has to approve it."), code=ReviewError.FOUR_EYES)
 
@@ -152,45 +182,57 @@ def reason_check(*, explanation: Explanation, text: str) -> list[dict]:
 # --------------------------------------------------------------------------- generation
 
 
-def explanation_record_generated(*, explanation: Explanation) -> Explanation:
+def explanation_record_generated(*, explanation: Explanation, text: ReviewedText | None = None) -> Explanation:
     """Record a just-written machine text as a version and queue it for review.
 
+    ``text``: the explanation's English text by default, or one of its ``LocalizedReason`` rows.
     Call it inside the transaction that wrote the text and its flags (the explain job). A text
-    identical to the current machine version (a redelivered shard) keeps its review state; any other
-    text starts over: ``<state> -> generated -> pending_review``, each step an event.
+    identical to the current machine version of its language (a redelivered shard) keeps its review
+    state; any other text starts over: ``<state> -> generated -> pending_review``, each step an event.
     """
-    sha = text_sha256(explanation.reason_text)
-    latest = ReasonVersion.objects.filter(explanation=explanation).order_by("-number").first()
+    text = text or explanation
+    language = text_language(text)
+    sha = text_sha256(text.reason_text)
+    latest = ReasonVersion.objects.filter(explanation=explanation, language=language).order_by("-number").first()
     if (
         latest is not None
         and latest.source == ReasonVersion.Source.GENERATED
         and latest.sha256 == sha
-        and explanation.status not in (Status.GENERATED, Status.FAILED)
+        and text.status not in (Status.GENERATED, Status.FAILED)
     ):
         return explanation
-    if explanation.status != Status.GENERATED:
-        before = explanation.status
-        explanation.regenerate()
-        explanation.save(update_fields=["status"])
-        _event(explanation, actor=None, action="regenerate", from_status=before, comment="A new text was generated.")
+    if text.status != Status.GENERATED:
+        before = text.status
+        text.regenerate()
+        text.save(update_fields=["status"])
+        _event(
+            explanation,
+            actor=None,
+            action="regenerate",
+            from_status=before,
+            comment="A new text was generated.",
+            text=text,
+        )
     _version(
         explanation,
         author=None,
         source=ReasonVersion.Source.GENERATED,
-        text=explanation.reason_text,
-        flags=explanation.flags,
+        text=text.reason_text,
+        flags=text.flags,
+        language=language,
     )
-    explanation.submit()
-    explanation.reason_edited_by = None
-    explanation.review_requested_at = timezone.now()
-    explanation.save(update_fields=["status", "reason_edited_by", "review_requested_at"])
-    n = len(explanation.flags or [])
+    text.submit()
+    text.reason_edited_by = None
+    text.review_requested_at = timezone.now()
+    text.save(update_fields=["status", "reason_edited_by", "review_requested_at"])
+    n = len(text.flags or [])
     _event(
         explanation,
         actor=None,
         action="submit",
         from_status=Status.GENERATED,
         comment=f"Automatic checks: {n} flag{'s' if n != 1 else ''}.",
+        text=text,
     )
     return explanation
 
@@ -204,25 +246,27 @@ def _transition(
     explanation_id: int,
     action: str,
     comment: str,
-    check: Callable[[Explanation], None] | None = None,
+    check: Callable[[ReviewedText], None] | None = None,
+    language: str | None = None,
 ) -> Explanation:
     _require_reviewer(user)
     comment = (comment or "").strip()
     with transaction.atomic():
         explanation = _locked(user=user, explanation_id=explanation_id)
-        method = getattr(explanation, action)
+        text = _text_locked(explanation, language)
+        method = getattr(text, action)
         if not can_proceed(method):
             raise ReviewError(
                 _("This explanation is %(status)s; it cannot be %(action)s now.")
-                % {"status": explanation.get_status_display().lower(), "action": ACTION_PAST[action]},
+                % {"status": text.get_status_display().lower(), "action": ACTION_PAST[action]},
                 code=ReviewError.NOT_ALLOWED,
             )
         if check is not None:
-            check(explanation)
-        before = explanation.status
+            check(text)
+        before = text.status
         method()
-        explanation.save(update_fields=["status"])
-        _event(explanation, actor=user, action=action, from_status=before, comment=comment)
+        text.save(update_fields=["status"])
+        _event(explanation, actor=user, action=action, from_status=before, comment=comment, text=text)
     return explanation
 
 
@@ -231,15 +275,17 @@ def _require_comment(comment: str, message: str) -> None:
         raise ReviewError(message, code=ReviewError.COMMENT_REQUIRED)
 
 
-def explanation_approve(*, user: UserLike, explanation_id: int, comment: str = "") -> Explanation:
-    """Approve the reason text: sales see it from now on.
+def explanation_approve(
+    *, user: UserLike, explanation_id: int, comment: str = "", language: str | None = None
+) -> Explanation:
+    """Approve the reason text in ``language`` (English by default): sales reading it see it from now on.
 
     Refused when ``user`` wrote the current text (four-eyes), and without a comment when an
     automatic check found an error (personal data, a sensitive attribute): the comment records why
-    the finding is a false alarm.
+    the finding is a false alarm. Each language's text is approved on its own.
     """
 
-    def check(explanation: Explanation) -> None:
+    def check(explanation: ReviewedText) -> None:
         _require_four_eyes(explanation, user)
         if _has_errors(explanation.flags) and not (comment or "").strip():
             raise ReviewError(
@@ -247,28 +293,38 @@ def explanation_approve(*, user: UserLike, explanation_id: int, comment: str = "
                 code=ReviewError.COMMENT_REQUIRED,
             )
 
-    return _transition(user=user, explanation_id=explanation_id, action="approve", comment=comment, check=check)
+    return _transition(
+        user=user, explanation_id=explanation_id, action="approve", comment=comment, check=check, language=language
+    )
 
 
-def explanation_reject(*, user: UserLike, explanation_id: int, comment: str) -> Explanation:
+def explanation_reject(
+    *, user: UserLike, explanation_id: int, comment: str, language: str | None = None
+) -> Explanation:
     """Reject the reason text for good (a comment says why); sales keep seeing the evidence only."""
     _require_reviewer(user)
     _require_comment(comment, _("Say why the text is rejected."))
-    return _transition(user=user, explanation_id=explanation_id, action="reject", comment=comment)
+    return _transition(user=user, explanation_id=explanation_id, action="reject", comment=comment, language=language)
 
 
-def explanation_request_changes(*, user: UserLike, explanation_id: int, comment: str) -> Explanation:
+def explanation_request_changes(
+    *, user: UserLike, explanation_id: int, comment: str, language: str | None = None
+) -> Explanation:
     """Ask for an edited text; the comment says what to change."""
     _require_reviewer(user)
     _require_comment(comment, _("Say what should change."))
-    return _transition(user=user, explanation_id=explanation_id, action="request_changes", comment=comment)
+    return _transition(
+        user=user, explanation_id=explanation_id, action="request_changes", comment=comment, language=language
+    )
 
 
-def explanation_withdraw(*, user: UserLike, explanation_id: int, comment: str) -> Explanation:
+def explanation_withdraw(
+    *, user: UserLike, explanation_id: int, comment: str, language: str | None = None
+) -> Explanation:
     """Take an approved text back from sales (a comment says why)."""
     _require_reviewer(user)
     _require_comment(comment, _("Say why the text is withdrawn."))
-    return _transition(user=user, explanation_id=explanation_id, action="withdraw", comment=comment)
+    return _transition(user=user, explanation_id=explanation_id, action="withdraw", comment=comment, language=language)
 
 
 def normalize_reason(text: str) -> str:
@@ -276,11 +332,14 @@ def normalize_reason(text: str) -> str:
     return " ".join((text or "").split())
 
 
-def explanation_edit(*, user: UserLike, explanation_id: int, text: str, comment: str = "") -> Explanation:
-    """Replace the reason text with ``user``'s edit, check it again, keep the version, queue it for review.
+def explanation_edit(
+    *, user: UserLike, explanation_id: int, text: str, comment: str = "", language: str | None = None
+) -> Explanation:
+    """Replace the reason text in ``language`` with ``user``'s edit, check it, keep the version, queue it.
 
-    The checks' flags replace the old ones; the consistency is cleared and re-measured by a worker
-    job (created in the same transaction). ``user`` becomes the text's editor and so cannot approve it.
+    The checks' flags replace the old ones; the consistency of an English text is cleared and
+    re-measured by a worker job (created in the same transaction; the encoder reads English).
+    ``user`` becomes the text's editor and so cannot approve it.
     """
     _require_reviewer(user)
     text = normalize_reason(text)
@@ -293,30 +352,37 @@ def explanation_edit(*, user: UserLike, explanation_id: int, text: str, comment:
         )
     with transaction.atomic():
         explanation = _locked(user=user, explanation_id=explanation_id)
-        if not can_proceed(explanation.edit):
+        target = _text_locked(explanation, language)
+        if not can_proceed(target.edit):
             raise ReviewError(
                 _("This explanation is %(status)s; its text cannot be edited now.")
-                % {"status": explanation.get_status_display().lower()},
+                % {"status": target.get_status_display().lower()},
                 code=ReviewError.NOT_ALLOWED,
             )
-        if text == explanation.reason_text:
+        if text == target.reason_text:
             raise ReviewError(_("The text is unchanged."), code=ReviewError.INVALID_TEXT)
         flags = reason_check(explanation=explanation, text=text)
-        before = explanation.status
-        explanation.edit()
-        explanation.reason_text = text
-        explanation.flags = flags
-        explanation.consistency = None
-        explanation.reason_edited_by = user
-        explanation.review_requested_at = timezone.now()
-        explanation.save(
-            update_fields=["status", "reason_text", "flags", "consistency", "reason_edited_by", "review_requested_at"]
+        before = target.status
+        target.edit()
+        target.reason_text = text
+        target.flags = flags
+        target.reason_edited_by = user
+        target.review_requested_at = timezone.now()
+        fields = ["status", "reason_text", "flags", "reason_edited_by", "review_requested_at"]
+        english = target is explanation
+        if english:
+            explanation.consistency = None
+            fields.append("consistency")
+        target.save(update_fields=fields)
+        language = text_language(target)
+        _version(
+            explanation, author=user, source=ReasonVersion.Source.EDITED, text=text, flags=flags, language=language
         )
-        _version(explanation, author=user, source=ReasonVersion.Source.EDITED, text=text, flags=flags)
-        _event(explanation, actor=user, action="edit", from_status=before, comment=(comment or "").strip())
-        from jobs.services import job_create
+        _event(explanation, actor=user, action="edit", from_status=before, comment=(comment or "").strip(), text=target)
+        if english:
+            from jobs.services import job_create
 
-        job_create(kind=RESCORE_JOB_KIND, params={"ids": [explanation.pk]}, created_by=user)
+            job_create(kind=RESCORE_JOB_KIND, params={"ids": [explanation.pk]}, created_by=user)
     return explanation
 
 

@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from core.api.serializers import VALIDATION_ERROR_SCHEMA, ErrorSerializer
 from core.api.views import UNAUTHENTICATED
 from core.pagination import StrictBoundedLimitOffsetPagination
+from explanations.review import reader_language
 from outcomes.selectors import control_recommendation_ids, outcome_list
 from outcomes.services import outcome_record
 from recommendations.models import Customer, Recommendation
@@ -100,7 +101,9 @@ class CustomerRecommendationsApi(APIView):
     )
     def get(self, request: Request, pseudonym: str) -> Response:
         customer = _customer_or_404(request, pseudonym)
-        recommendations = selectors.recommendations_for_customer(user=request.user, customer=customer)
+        recommendations = selectors.recommendations_for_customer(
+            user=request.user, customer=customer, language=reader_language()
+        )
         cards = recommendation_cards(
             recommendations=recommendations,
             # Asked only when a card depends on the caller's roles: it may cost a query.

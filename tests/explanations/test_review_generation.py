@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from django.test import override_settings
 
-from explanations.models import Explanation, ReasonVersion, ReviewEvent
+from explanations.models import Explanation, LocalizedReason, ReasonVersion, ReviewEvent
 from explanations.services import explain, review
 from recommendations.models import Recommendation
 from tests.factories import UserFactory
@@ -42,11 +42,35 @@ def test_the_job_queues_the_text_and_a_redelivered_shard_keeps_the_review(explai
     # then the approval stands, with one version and two events
     explained.refresh_from_db()
     assert explained.status == S.APPROVED
-    assert ReasonVersion.objects.filter(explanation=explained).count() == 1
-    assert list(ReviewEvent.objects.filter(explanation=explained).values_list("action", flat=True)) == [
+    assert ReasonVersion.objects.filter(explanation=explained, language="en").count() == 1
+    assert list(ReviewEvent.objects.filter(explanation=explained, language="en").values_list("action", flat=True)) == [
         "submit",
         "approve",
     ]
+
+
+def test_the_job_writes_the_japanese_template_reason_for_its_own_review(explained):
+    """The Japanese text is the template built in Japanese from the same facts, queued and versioned on its own."""
+    # given the job's output
+    japanese = LocalizedReason.objects.get(explanation=explained)
+    # then it is the template reason built with Japanese active, pending its own review
+    assert japanese.language == "ja"
+    assert japanese.reason_text == japanese.template_text != ""
+    assert japanese.status == S.PENDING_REVIEW and japanese.review_requested_at is not None
+    versions = ReasonVersion.objects.filter(explanation=explained, language="ja")
+    assert list(versions.values_list("text", "source")) == [(japanese.reason_text, "generated")]
+    assert list(ReviewEvent.objects.filter(explanation=explained, language="ja").values_list("action", flat=True)) == [
+        "submit"
+    ]
+    # when a reviewer approves the English text only and the shard runs again
+    review.explanation_approve(user=UserFactory(groups=["reviewer"]), explanation_id=explained.pk)
+    with override_settings(ELM_SIG_STEPS=4):
+        explain.explanations_generate(recommendation_ids=[explained.recommendation_id], use_lm=False)
+    # then each language keeps its own state: English approved, Japanese still pending, nothing duplicated
+    japanese.refresh_from_db()
+    explained.refresh_from_db()
+    assert (explained.status, japanese.status) == (S.APPROVED, S.PENDING_REVIEW)
+    assert versions.count() == 1 and LocalizedReason.objects.filter(explanation=explained).count() == 1
 
 
 def test_rescoring_measures_the_edited_text_like_the_job(explained):

@@ -12,10 +12,11 @@ from html.parser import HTMLParser
 
 import pytest
 from django.apps import apps
+from django.conf import settings
 from django.urls import reverse
 from django.utils import translation
 
-from explanations.models import Concept, CustomerDescription, Explanation
+from explanations.models import Concept, CustomerDescription, Explanation, LocalizedReason
 from explanations.presentation import FLAG_LABELS
 from jobs import registry
 from jobs.models import Job, JobShard
@@ -91,7 +92,8 @@ def code_labels() -> set[str]:
                 labels |= {str(label) for _value, label in getattr(field, "choices", None) or []}
         labels |= {str(kind.label) for kind in registry.all_kinds().values()}
         labels |= {str(label) for label in FLAG_LABELS.values()}
-    return labels
+    # Language names are written in their own language on purpose (the language switcher).
+    return labels - {name for _code, name in settings.LANGUAGES}
 
 
 def english_labels() -> set[str]:
@@ -157,6 +159,15 @@ def world():
             [(S.APPROVED, []), (S.PENDING_REVIEW, [FLAG, PII_FLAG]), (S.REJECTED, []), (S.FAILED, [])], start=2
         )
     ]
+    # The pending explanation's Japanese text, with a flag: the review pages show it beside the English.
+    LocalizedReason.objects.create(
+        explanation=explanations[1],
+        language="ja",
+        status=S.PENDING_REVIEW,
+        reason_text="ハート形のキャンドルホルダーと合う商品です。",
+        template_text="ハート形のキャンドルホルダーと合う商品です。",
+        flags=[{**FLAG, "text": "ハー", "end": 2}],
+    )
     parent = None
     for status in Job.Status.values:
         for kind in registry.all_kinds():
