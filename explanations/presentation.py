@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 # A word whose |normalized share| reaches this gets the full highlight colour; weaker words get a
@@ -26,6 +27,35 @@ FLAG_LABELS = {
     "empty": _("Empty text"),
     "template_fallback": _("Template reason used"),
 }
+
+
+# Checks store their message in English at generation. The messages that quote the flagged text are
+# rebuilt from it here, in the reader's language; the fixed ones are catalogue entries themselves.
+FLAG_MESSAGES = {
+    "hallucinated_entity": _("“%(text)s” is not in the evidence for this recommendation."),
+    "hallucinated_entity:number": _("The number “%(text)s” is not in the evidence."),
+}
+# Fixed messages, so that the catalogue has them (the checks write them, in English, as data).
+FIXED_FLAG_MESSAGES = (
+    _("The text is empty."),
+    _("The model wrote nothing usable."),
+    _("The customer's own source id appears in the text."),
+    _("Contains a e-mail address."),
+    _("Contains a bank account number (IBAN)."),
+    _("Contains a payment card number."),
+    _("Contains a the customer's own id."),
+    _("Contains a phone number."),
+    _("Contains a postal address."),
+    _("Contains a person's name."),
+    _("Uses the customer's age as a reason."),
+    _("Uses the customer's gender as a reason."),
+    _("Uses ethnicity or race as a reason."),
+    _("Uses religion as a reason."),
+    _("Uses health or disability as a reason."),
+    _("Uses nationality as a reason."),
+    _("Makes a guarantee or absolute claim."),
+    _("Claims an unsupported effect (e.g. on sales)."),
+)
 
 
 @dataclass(frozen=True)
@@ -165,12 +195,21 @@ def flag_kind_label(kind: str) -> str:
     return str(FLAG_LABELS.get(kind, kind))
 
 
+def flag_message(flag: dict) -> str:
+    """Return a stored flag's message in the active language (as stored where no translation exists)."""
+    template = FLAG_MESSAGES.get(str(flag.get("code") or ""))
+    if template is not None and flag.get("text"):
+        return str(template) % {"text": flag["text"]}
+    message = str(flag.get("message") or "")
+    return gettext(message) if message else ""
+
+
 def flag_view(flag: dict) -> dict:
-    """Return a stored flag with its translated ``label`` and a severity of "error" or "warning"."""
+    """Return a stored flag with its translated ``label`` and ``message`` and a severity of "error" or "warning"."""
     code = str(flag.get("code") or "")
     kind = code.split(":", 1)[0]
     severity = "error" if flag.get("severity") == "error" else "warning"
-    return {**flag, "label": FLAG_LABELS.get(kind, code), "severity": severity}
+    return {**flag, "label": FLAG_LABELS.get(kind, code), "message": flag_message(flag), "severity": severity}
 
 
 def necessity_view(data: dict | None, *, top_n: int) -> Necessity | None:

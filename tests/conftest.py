@@ -36,6 +36,17 @@ def pytest_unconfigure(config):
         embedded.pg_stop(settings.VAR_DIR)
 
 
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Start every test in the site's language: a request in another one leaves it active on the thread."""
+    from django.conf import settings
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
+
+
 @pytest.fixture
 def api_client():
     from rest_framework.test import APIClient

@@ -99,3 +99,19 @@ def test_word_highlights_scale_the_intensity_and_drop_misaligned_words():
     ]
     assert word_highlights({"words": ["RED"], "normalized": []}) == []
     assert word_highlights(None) == []
+
+
+def test_flag_messages_are_read_in_the_readers_language():
+    """Stored in English by the checks; a Japanese reader gets them in Japanese, quoting the flagged text."""
+    from django.utils import translation
+
+    entity = {"code": "hallucinated_entity", "message": "“vintage” is not in the evidence for this recommendation.",
+              "text": "vintage", "start": 0, "end": 7}  # fmt: skip
+    policy = {"code": "risky_claim:guarantee", "message": "Makes a guarantee or absolute claim.", "text": "always"}
+    unknown = {"code": "claim:frequency", "message": "A message no catalogue knows.", "text": "often"}
+    with translation.override("en"):
+        assert flag_view(entity)["message"] == entity["message"]
+    with translation.override("ja"):
+        assert flag_view(entity)["message"] == "「vintage」はこの推薦の根拠にありません。"
+        assert flag_view(policy)["message"] == "保証や断定的な主張をしています。"
+        assert flag_view(unknown)["message"] == "A message no catalogue knows."

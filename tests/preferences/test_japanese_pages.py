@@ -38,8 +38,19 @@ pytestmark = [pytest.mark.django_db, pytest.mark.filterwarnings("ignore:No direc
 S = Explanation.Status
 READ_ATTRIBUTES = ("title", "aria-label", "placeholder", "alt")
 SKIPPED_ELEMENTS = ("script", "style", "pre", "code")  # data and machine text, not labels
-FLAG = {"code": "hallucinated_entity", "message": "", "start": 0, "end": 2, "text": "It", "severity": "warning"}
-PII_FLAG = {"code": "pii:email", "message": "", "start": 0, "end": 2, "text": "It", "severity": "error"}
+# As the checks store them: English messages, rebuilt or translated for a Japanese reader.
+FLAG = {
+    "code": "hallucinated_entity",
+    "message": "“It” is not in the evidence for this recommendation.",
+    "start": 0,
+    "end": 2,
+    "text": "It",
+    "severity": "warning",
+}
+PII_FLAG = {"code": "pii:email", "message": "Contains a e-mail address.", "start": 0, "end": 2, "text": "It",
+            "severity": "error"}  # fmt: skip
+POLICY_FLAG = {"code": "risky_claim:guarantee", "message": "Makes a guarantee or absolute claim.", "start": 3,
+               "end": 8, "text": "goes ", "severity": "warning"}  # fmt: skip
 
 
 class _Texts(HTMLParser):
@@ -156,7 +167,8 @@ def world():
             recommendation=RecommendationFactory(customer=customer, rank=rank),
         )
         for rank, (status, flags) in enumerate(
-            [(S.APPROVED, []), (S.PENDING_REVIEW, [FLAG, PII_FLAG]), (S.REJECTED, []), (S.FAILED, [])], start=2
+            [(S.APPROVED, []), (S.PENDING_REVIEW, [FLAG, PII_FLAG, POLICY_FLAG]), (S.REJECTED, []), (S.FAILED, [])],
+            start=2,
         )
     ]
     # The pending explanation's Japanese text, with a flag: the review pages show it beside the English.
