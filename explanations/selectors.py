@@ -102,6 +102,10 @@ def _flag_condition(flag: str) -> Q | RawSQL:
     )
 
 
+# The texts in the other languages of the explanations a reviewer reads, with their editors.
+_OTHER_LANGUAGES = Prefetch("localized_reasons", queryset=LocalizedReason.objects.select_related("reason_edited_by"))
+
+
 def review_queue(*, user: UserLike, filters: ReviewQueueFilters | None = None) -> QuerySet[Explanation]:
     """Return the explanations waiting for review in the active batch, filtered and sorted by age.
 
@@ -140,7 +144,7 @@ def review_queue(*, user: UserLike, filters: ReviewQueueFilters | None = None) -
     order = age.asc(nulls_first=True) if filters.sort == "oldest" else age.desc(nulls_last=True)
     return (
         qs.select_related("recommendation__customer", "recommendation__product", "reason_edited_by")
-        .prefetch_related("localized_reasons")
+        .prefetch_related(_OTHER_LANGUAGES)
         .defer(
             "recommendation__customer__embedding",
             "recommendation__product__embedding",
@@ -172,7 +176,7 @@ def review_explanation_get(*, user: UserLike, explanation_id: int) -> Explanatio
         Explanation.objects.select_related(
             "recommendation__customer", "recommendation__product", "recommendation__batch", "reason_edited_by"
         )
-        .prefetch_related("localized_reasons")
+        .prefetch_related(_OTHER_LANGUAGES)
         .defer("recommendation__customer__embedding", "recommendation__product__embedding")
         .get(pk=explanation_id, recommendation__customer__in=customer_queryset_for(user))
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
@@ -9,7 +10,7 @@ from rest_framework import serializers
 
 from explanations import selectors
 from explanations.api.presentation import EvidenceRowSerializer, FlagSerializer
-from explanations.models import Explanation, ReasonVersion, ReviewEvent
+from explanations.models import Explanation, LocalizedReason, ReasonVersion, ReviewEvent
 from explanations.presentation import evidence_lines
 from explanations.review import can_approve
 from explanations.services import review
@@ -57,6 +58,40 @@ class ReviewProductSerializer(serializers.Serializer):
     description = serializers.CharField(read_only=True)
 
 
+class LocalizedReasonSerializer(serializers.ModelSerializer):
+    """The reason in another language than English, reviewed on its own (``language`` in the actions)."""
+
+    flags = FlagSerializer(many=True, read_only=True)
+    edited_by = serializers.SerializerMethodField(help_text=_("Who wrote the current text; null: the machine."))
+    can_approve = serializers.SerializerMethodField(
+        help_text=_("False when the caller wrote the current text: four-eyes, another reviewer has to approve it.")
+    )
+
+    class Meta:
+        model = LocalizedReason
+        fields = [
+            "language",
+            "status",
+            "reason_text",
+            "template_text",
+            "flags",
+            "edited_by",
+            "can_approve",
+            "review_requested_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_edited_by(self, text: LocalizedReason) -> str | None:
+        editor = text.reason_edited_by
+        return editor.get_username() if editor is not None else None
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_can_approve(self, text: LocalizedReason) -> bool:
+        request = self.context.get("request")
+        return request is not None and can_approve(explanation=text, user=request.user)
+
+
 class ReviewItemSerializer(serializers.ModelSerializer):
     """An explanation as a reviewer sees it: the text with its flags, the evidence and its age."""
 
@@ -72,6 +107,9 @@ class ReviewItemSerializer(serializers.ModelSerializer):
     )
     age_hours = serializers.SerializerMethodField(help_text=_("Hours since the text entered the queue."))
     overdue = serializers.SerializerMethodField(help_text=_("Waiting longer than the review SLA."))
+    translations = serializers.SerializerMethodField(
+        help_text=_("The reason in the other languages, each with its own review state (English is the item's own).")
+    )
 
     class Meta:
         model = Explanation
@@ -94,8 +132,14 @@ class ReviewItemSerializer(serializers.ModelSerializer):
             "age_hours",
             "overdue",
             "generated_at",
+            "translations",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(LocalizedReasonSerializer(many=True))
+    def get_translations(self, explanation: Explanation) -> list[dict]:
+        texts = sorted(explanation.localized_reasons.all(), key=lambda t: t.language)  # prefetched by the selectors
+        return LocalizedReasonSerializer(texts, many=True, context=self.context).data
 
     @extend_schema_field(EvidenceRowSerializer(many=True))
     def get_evidence(self, explanation: Explanation) -> list[dict]:
@@ -136,7 +180,7 @@ class ReviewEventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ReviewEvent
-        fields = ["action", "from_status", "to_status", "actor", "comment", "text_sha256", "created_at"]
+        fields = ["action", "language", "from_status", "to_status", "actor", "comment", "text_sha256", "created_at"]
         read_only_fields = fields
 
 
@@ -146,7 +190,7 @@ class ReasonVersionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ReasonVersion
-        fields = ["number", "source", "author", "text", "sha256", "flags", "created_at"]
+        fields = ["number", "source", "author", "language", "text", "sha256", "flags", "created_at"]
         read_only_fields = fields
 
 
@@ -169,13 +213,24 @@ class ReviewDetailSerializer(ReviewItemSerializer):
         return ReasonVersionSerializer(selectors.reason_versions(explanation=explanation), many=True).data
 
 
+def _language_field() -> serializers.ChoiceField:
+    return serializers.ChoiceField(
+        choices=settings.LANGUAGES,
+        required=False,
+        default=settings.LANGUAGE_CODE,
+        help_text=_("The language of the text acted on (default English: the explanation's own text)."),
+    )
+
+
 class CommentInputSerializer(serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+    language = _language_field()
 
 
 class EditInputSerializer(serializers.Serializer):
     text = serializers.CharField(max_length=review.MAX_REASON_CHARS, help_text=_("The new reason text."))
     comment = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+    language = _language_field()
 
 
 class BulkInputSerializer(serializers.Serializer):

@@ -110,7 +110,12 @@ class ReviewActionApi(ReviewerApi):
         data.is_valid(raise_exception=True)
         service = review.ACTIONS[URL_ACTIONS[action]]
         try:
-            service(user=request.user, explanation_id=explanation_id, comment=data.validated_data["comment"])
+            service(
+                user=request.user,
+                explanation_id=explanation_id,
+                comment=data.validated_data["comment"],
+                language=data.validated_data["language"],
+            )
         except review.ReviewError as exc:
             return _refused(exc)
         return _item(request, explanation_id)
@@ -135,6 +140,7 @@ class ReviewEditApi(ReviewerApi):
                 explanation_id=explanation_id,
                 text=data.validated_data["text"],
                 comment=data.validated_data["comment"],
+                language=data.validated_data["language"],
             )
         except review.ReviewError as exc:
             return _refused(exc)

@@ -151,3 +151,22 @@ def test_the_review_pages_show_the_english_and_the_japanese_text(client):
         assert ENGLISH in html and JAPANESE in html
         assert f'id="review-{explanation.pk}-ja-title"' in html
         assert '<input type="hidden" name="language" value="ja">' in html
+
+
+def test_the_review_api_shows_and_acts_on_each_language(api_client):
+    """The item lists the Japanese text with its state; language=ja in an action acts on it alone."""
+    # given
+    explanation = explained(english=S.PENDING_REVIEW, japanese=S.PENDING_REVIEW)
+    api_client.force_authenticate(UserFactory(groups=["reviewer"]))
+    detail = reverse("api-review-detail", args=[explanation.pk])
+    # when
+    before = api_client.get(detail).json()
+    after = api_client.post(
+        reverse("api-review-action", args=[explanation.pk, "approve"]), {"language": "ja"}, format="json"
+    ).json()
+    # then
+    assert [(t["language"], t["status"], t["reason_text"]) for t in before["translations"]] == [
+        ("ja", "pending_review", JAPANESE)
+    ]
+    assert (after["status"], after["translations"][0]["status"]) == ("pending_review", "approved")
+    assert [(e["action"], e["language"]) for e in after["events"]] == [("approve", "ja")]
