@@ -8,6 +8,8 @@ from django.urls import reverse
 from explanations.models import Explanation, LocalizedReason, ReasonVersion, ReviewEvent
 from explanations.services import review
 from preferences.services import user_language_set
+from tests import fsm_table
+from tests.explanations.test_review_transitions import ALLOWED
 from tests.factories import ExplanationFactory, ExposureFactory, UserFactory, assign
 
 pytestmark = [pytest.mark.django_db, pytest.mark.filterwarnings("ignore:No directory at:UserWarning")]
@@ -170,3 +172,12 @@ def test_the_review_api_shows_and_acts_on_each_language(api_client):
     ]
     assert (after["status"], after["translations"][0]["status"]) == ("pending_review", "approved")
     assert [(e["action"], e["language"]) for e in after["events"]] == [("approve", "ja")]
+
+
+@pytest.mark.parametrize("source", fsm_table.states(LocalizedReason))
+def test_a_text_in_another_language_has_the_same_state_machine(source):
+    """One table for every language: the explanation's (English) transitions, each allowed pair and no other."""
+    fsm_table.check_table_is_honest(LocalizedReason, ALLOWED)
+    for target in fsm_table.states(LocalizedReason):
+        fsm_table.check_pair(LocalizedReason, ALLOWED, source, target)
+    fsm_table.check_calls(LocalizedReason, ALLOWED, source)
