@@ -2,7 +2,15 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from explanations.models import Concept, ConfidenceCalibration, Explanation, PolicyTerm, ReasonVersion, ReviewEvent
+from explanations.models import (
+    Concept,
+    ConfidenceCalibration,
+    Explanation,
+    LocalizedReason,
+    PolicyTerm,
+    ReasonVersion,
+    ReviewEvent,
+)
 
 
 @admin.register(Concept)
@@ -42,13 +50,21 @@ class ReadOnlyInline(admin.TabularInline):
 
 class ReasonVersionInline(ReadOnlyInline):
     model = ReasonVersion
-    fields = ["number", "source", "author_name", "text", "sha256", "created_at"]
+    fields = ["number", "language", "source", "author_name", "text", "sha256", "created_at"]
     readonly_fields = fields
 
 
 class ReviewEventInline(ReadOnlyInline):
     model = ReviewEvent
-    fields = ["created_at", "action", "from_status", "to_status", "actor_name", "comment", "text_sha256"]
+    fields = ["created_at", "language", "action", "from_status", "to_status", "actor_name", "comment", "text_sha256"]
+    readonly_fields = fields
+
+
+class LocalizedReasonInline(ReadOnlyInline):
+    """The texts in the other languages: like the English one, changed only through the review workflow."""
+
+    model = LocalizedReason
+    fields = ["language", "status", "reason_text", "template_text", "flags", "reason_edited_by", "review_requested_at"]
     readonly_fields = fields
 
 
@@ -58,7 +74,7 @@ class ExplanationAdmin(admin.ModelAdmin):
     list_display = ["pk", "recommendation", "status", "consistency", "confidence", "review_requested_at"]
     list_filter = ["status"]
     readonly_fields = [f.name for f in Explanation._meta.fields]
-    inlines = [ReasonVersionInline, ReviewEventInline]
+    inlines = [LocalizedReasonInline, ReasonVersionInline, ReviewEventInline]
 
     def has_add_permission(self, request):
         return False

@@ -181,3 +181,10 @@ def test_a_text_in_another_language_has_the_same_state_machine(source):
     for target in fsm_table.states(LocalizedReason):
         fsm_table.check_pair(LocalizedReason, ALLOWED, source, target)
     fsm_table.check_calls(LocalizedReason, ALLOWED, source)
+
+
+def test_the_admin_shows_the_texts_in_every_language_read_only(admin_client):
+    explanation = explained()
+    html = admin_client.get(reverse("admin:explanations_explanation_change", args=[explanation.pk])).content.decode()
+    assert JAPANESE in html and ENGLISH in html
+    assert 'name="localized_reasons-0-reason_text"' not in html  # shown, not editable
