@@ -159,13 +159,17 @@ def review_queue(*, user: UserLike, filters: ReviewQueueFilters | None = None) -
 def review_summary(*, user: UserLike) -> dict[str, int]:
     """Return {pending, overdue, changes_requested} counts of the active batch (one query)."""
     cutoff = timezone.now() - timedelta(hours=sla_hours())
-    pending = Q(status=Explanation.Status.PENDING_REVIEW)
+    waiting = Q(status=Explanation.Status.PENDING_REVIEW)
+    # An explanation counts while any of its texts waits (the queue lists it then), in any language.
+    other = LocalizedReason.objects.filter(explanation=OuterRef("pk"), status=Explanation.Status.PENDING_REVIEW)
+    pending = waiting | Exists(other)
+    overdue = (waiting & Q(review_requested_at__lte=cutoff)) | Exists(other.filter(review_requested_at__lte=cutoff))
     return Explanation.objects.filter(
         recommendation__batch__status=RecommendationBatch.Status.ACTIVE,
         recommendation__customer__in=customer_queryset_for(user),
     ).aggregate(
         pending=Count("pk", filter=pending),
-        overdue=Count("pk", filter=pending & Q(review_requested_at__lte=cutoff)),
+        overdue=Count("pk", filter=overdue),
         changes_requested=Count("pk", filter=Q(status=Explanation.Status.CHANGES_REQUESTED)),
     )
 

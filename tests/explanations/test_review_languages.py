@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from explanations import selectors
 from explanations.models import Explanation, LocalizedReason, ReasonVersion, ReviewEvent
 from explanations.services import review
 from preferences.services import user_language_set
@@ -143,7 +144,7 @@ def test_the_review_pages_show_the_english_and_the_japanese_text(client):
     """The queue holds an explanation whose Japanese text waits, even when its English one is approved."""
     # given
     explanation = explained(english=S.APPROVED, japanese=S.PENDING_REVIEW)
-    reader(client, language="en", groups=["reviewer"])
+    user = reader(client, language="en", groups=["reviewer"])
     # when
     queue = client.get(reverse("review-queue")).content.decode()
     detail = client.get(reverse("review-detail", args=[explanation.pk])).content.decode()
@@ -153,6 +154,8 @@ def test_the_review_pages_show_the_english_and_the_japanese_text(client):
         assert ENGLISH in html and JAPANESE in html
         assert f'id="review-{explanation.pk}-ja-title"' in html
         assert '<input type="hidden" name="language" value="ja">' in html
+    # and the queue's count says it waits
+    assert selectors.review_summary(user=user)["pending"] == 1
 
 
 def test_the_review_api_shows_and_acts_on_each_language(api_client):
