@@ -52,8 +52,12 @@ def test_explanations_hold_exact_evidence_and_word_attributions(shop):
         assert exp.confidence is None  # nothing calibrated in this database yet
         # And the checked text waits for review, kept as version 1 with the queueing event
         assert exp.status == Explanation.Status.PENDING_REVIEW
-        assert list(exp.reason_versions.values_list("number", "text")) == [(1, exp.reason_text)]
-        assert list(exp.review_events.values_list("from_status", "to_status")) == [("generated", "pending_review")]
+        assert list(exp.reason_versions.filter(language="en").values_list("number", "text")) == [(1, exp.reason_text)]
+        english_events = exp.review_events.filter(language="en")
+        assert list(english_events.values_list("from_status", "to_status")) == [("generated", "pending_review")]
+        # And the Japanese text (the template reason built in Japanese) waits for its own review
+        japanese = exp.localized_reasons.get(language="ja")
+        assert (japanese.status, japanese.reason_text) == (Explanation.Status.PENDING_REVIEW, japanese.template_text)
 
 
 @override_settings(ELM_SIG_METHOD="gausslegendre", ELM_SIG_STEPS=4)
