@@ -20,10 +20,13 @@ def decode(
     artifact: AdapterArtifact | None = None,
     batch_size: int = 16,
     lm: tuple[Any, Any] | None = None,
+    temperature: float = 0.0,
+    seed: int = 0,
 ) -> list[str]:
     """Generate a text per embedding from its soft tokens (pure decoding), or with evidence facts (grounded).
 
-    ``evidence_prompt``: one facts string for all, or one (or None) per embedding.
+    ``evidence_prompt``: one facts string for all, or one (or None) per embedding. ``temperature`` 0 is
+    greedy; above 0 it samples, reproducibly for the same ``seed`` and batch size.
     """
     from explanations.ml.lm import generate_batch
 
@@ -37,7 +40,59 @@ def decode(
             raise ValueError("evidence_prompt needs one entry per embedding")
     soft = artifact.soft_tokens(vectors)
     prompts = [task_messages(task, e) for e in evidence]
-    return generate_batch(prompts, soft_tokens=list(soft), max_new_tokens=max_new_tokens, batch_size=batch_size, lm=lm)
+    return generate_batch(
+        prompts,
+        soft_tokens=list(soft),
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        temperature=temperature,
+        seed=seed,
+        lm=lm,
+    )
+
+
+def guided_choice(candidates: Sequence[Sequence[str]], embeddings: np.ndarray, *, contrast: float = 0.0) -> list[str]:
+    """For each embedding, the candidate text whose MiniLM embedding is closest to it.
+
+    ``candidates[j][i]`` is candidate j of embedding i. With ``contrast`` > 0 the score is
+    cos(text, v) - contrast * cos(text, mean of the embeddings): a text that fits everyone (the mean) loses
+    to one that says what is specific to this vector.
+    """
+    from recommendations.ml.encoder import encode
+
+    vectors = np.atleast_2d(np.asarray(embeddings, dtype=np.float32))
+    vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    mean = vectors.mean(axis=0)
+    mean = mean / np.linalg.norm(mean)
+    n = len(vectors)
+    if any(len(c) != n for c in candidates):
+        raise ValueError("every candidate list needs one text per embedding")
+    encoded = encode([t for c in candidates for t in c]).reshape(len(candidates), n, -1)
+    scores = np.einsum("jid,id->ji", encoded, vectors) - contrast * (encoded @ mean)
+    best = scores.argmax(axis=0)
+    return [candidates[best[i]][i] for i in range(n)]
+
+
+def decode_guided(
+    embeddings: np.ndarray, *, candidates: int = 8, contrast: float = 0.0, temperature: float = 0.8, **decode_kwargs
+) -> list[str]:
+    """Encoder-guided decoding: the greedy text and ``candidates - 1`` sampled ones; keep the one closest to
+    the vector (see :func:`guided_choice`). Costs ``candidates`` decodings."""
+    texts = [decode(embeddings, **decode_kwargs)]
+    for j in range(1, candidates):
+        texts.append(decode(embeddings, temperature=temperature, seed=1000 * j, **decode_kwargs))
+    return guided_choice(texts, embeddings, contrast=contrast)
+
+
+def decode_by(method: str, embeddings: np.ndarray, **decode_kwargs) -> list[str]:
+    """Decode with a named method: ``greedy``, ``guided-N`` or ``guided-N-contrast-C`` (as evaluated)."""
+    if method == "greedy":
+        return decode(embeddings, **decode_kwargs)
+    parts = method.split("-")
+    if parts[0] == "guided" and len(parts) in (2, 4):
+        contrast = float(parts[3]) if len(parts) == 4 else 0.0
+        return decode_guided(embeddings, candidates=int(parts[1]), contrast=contrast, **decode_kwargs)
+    raise ValueError(f"unknown decoding method {method!r}")
 
 
 def interpolation_points(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
