@@ -76,3 +76,17 @@ def test_docs_render_writes_one_table_per_version_with_goals_and_replaces_its_ow
     assert text.count(elm_evaluation.DOC_BEGIN) == 1
     assert "| metric | goal | `greedy` | `guided-8` |" in text
     assert "| true customer first among 10 (chance 0.10) | >= 0.5 | 0.270 ✗ | 0.550 ✓ |" in text
+
+
+def test_train_elm_overrides_are_typed_preset_fields_and_unknown_ones_are_refused():
+    from django.core.management.base import CommandError
+
+    from explanations.management.commands.train_elm import parse_overrides
+
+    assert parse_overrides(["soft_tokens=8", "lr=0.003", "target_sentences=none"]) == {
+        "soft_tokens": 8,
+        "lr": 0.003,
+        "target_sentences": None,
+    }
+    with pytest.raises(CommandError, match="unknown preset field"):
+        parse_overrides(["tokens=8"])
