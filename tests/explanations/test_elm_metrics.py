@@ -99,3 +99,21 @@ def test_guided_choice_keeps_the_candidate_closest_to_the_vector_and_contrast_pe
 def test_decode_by_rejects_an_unknown_method():
     with pytest.raises(ValueError, match="unknown decoding"):
         decoding.decode_by("beam-4", np.zeros((1, 3), dtype=np.float32))
+
+
+def test_guided_methods_with_the_same_candidates_decode_them_once(monkeypatch):
+    # Given a decoder that counts its calls (one greedy and N - 1 sampled decodings per candidate set)
+    calls = []
+
+    def fake_decode(embeddings, *, temperature=0.0, seed=0, **kwargs):
+        calls.append(temperature)
+        return [f"text {seed}" for _ in range(len(embeddings))]
+
+    monkeypatch.setattr(decoding, "decode", fake_decode)
+    monkeypatch.setattr("recommendations.ml.encoder.encode", lambda texts: np.ones((len(texts), 3), dtype=np.float32))
+    vectors, cache = np.ones((2, 3), dtype=np.float32), {}
+    # When guided-4 and guided-4 with contrast decode the same vectors with one cache
+    decoding.decode_by("guided-4", vectors, cache=cache)
+    decoding.decode_by("guided-4-contrast-1", vectors, cache=cache)
+    # Then the candidates were decoded once: greedy first, then three samples
+    assert calls == [0.0, 0.8, 0.8, 0.8]

@@ -73,26 +73,41 @@ def guided_choice(candidates: Sequence[Sequence[str]], embeddings: np.ndarray, *
     return [candidates[best[i]][i] for i in range(n)]
 
 
-def decode_guided(
-    embeddings: np.ndarray, *, candidates: int = 8, contrast: float = 0.0, temperature: float = 0.8, **decode_kwargs
-) -> list[str]:
-    """Encoder-guided decoding: the greedy text and ``candidates - 1`` sampled ones; keep the one closest to
-    the vector (see :func:`guided_choice`). Costs ``candidates`` decodings."""
+def guided_candidates(
+    embeddings: np.ndarray, *, candidates: int = 8, temperature: float = 0.8, **decode_kwargs
+) -> list[list[str]]:
+    """The greedy text and ``candidates - 1`` sampled ones per embedding (``[j][i]``: candidate j of row i)."""
     texts = [decode(embeddings, **decode_kwargs)]
     for j in range(1, candidates):
         texts.append(decode(embeddings, temperature=temperature, seed=1000 * j, **decode_kwargs))
+    return texts
+
+
+def decode_guided(
+    embeddings: np.ndarray, *, candidates: int = 8, contrast: float = 0.0, temperature: float = 0.8, **decode_kwargs
+) -> list[str]:
+    """Encoder-guided decoding: keep the candidate closest to the vector (see :func:`guided_choice`). Costs
+    ``candidates`` decodings."""
+    texts = guided_candidates(embeddings, candidates=candidates, temperature=temperature, **decode_kwargs)
     return guided_choice(texts, embeddings, contrast=contrast)
 
 
-def decode_by(method: str, embeddings: np.ndarray, **decode_kwargs) -> list[str]:
-    """Decode with a named method: ``greedy``, ``guided-N`` or ``guided-N-contrast-C`` (as evaluated)."""
+def decode_by(method: str, embeddings: np.ndarray, *, cache: dict | None = None, **decode_kwargs) -> list[str]:
+    """Decode with a named method: ``greedy``, ``guided-N`` or ``guided-N-contrast-C`` (as evaluated).
+
+    ``cache`` (a dict the caller keeps for the same embeddings and arguments) lets methods that differ only in
+    how they choose share their candidates: guided-8 and guided-8-contrast-1 cost one set of 8 decodings.
+    """
     if method == "greedy":
         return decode(embeddings, **decode_kwargs)
     parts = method.split("-")
-    if parts[0] == "guided" and len(parts) in (2, 4):
-        contrast = float(parts[3]) if len(parts) == 4 else 0.0
-        return decode_guided(embeddings, candidates=int(parts[1]), contrast=contrast, **decode_kwargs)
-    raise ValueError(f"unknown decoding method {method!r}")
+    if parts[0] != "guided" or len(parts) not in (2, 4):
+        raise ValueError(f"unknown decoding method {method!r}")
+    n, contrast = int(parts[1]), float(parts[3]) if len(parts) == 4 else 0.0
+    cache = {} if cache is None else cache
+    if n not in cache:
+        cache[n] = guided_candidates(embeddings, candidates=n, **decode_kwargs)
+    return guided_choice(cache[n], embeddings, contrast=contrast)
 
 
 def interpolation_points(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
