@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from dashboard import quality
@@ -169,3 +170,20 @@ def test_segments_find_the_two_groups_and_describe_them_from_their_facts(setting
     points = run.interpolation["points"]
     assert len(points) == 5 and points[0]["t"] == 0.0 and points[-1]["t"] == 1.0
     assert all(p["text"].startswith("Closest products:") for p in points)
+
+
+@pytest.mark.django_db
+def test_the_quality_page_says_segments_are_described_from_purchase_facts_without_a_reading_adapter(
+    settings, tmp_path, client
+):
+    """Without an adapter that met the held-out goals, the page says plainly where segment words come from."""
+    from explanations.services.segments import segments_compute
+    from tests.factories import UserFactory
+
+    settings.ELM_ADAPTER_DIR = tmp_path / "no-adapter"
+    _two_groups()
+    segments_compute(k_max=3)
+    client.force_login(UserFactory(groups=["manager"]))
+    page = client.get(reverse("quality")).content.decode()
+    assert "Descriptions are written from purchase facts" in page
+    assert "No ELM adapter reads customer vectors reliably yet." in page
