@@ -45,6 +45,7 @@ import threading
 import time
 
 import numpy as np
+import scale_data
 from common import RESULTS, LoadTrace, latency_summary, log, machine, now_iso, setup_django
 from scale_data import DATA, DIM, _connect, generate, load
 
@@ -125,9 +126,13 @@ class _Renicer:
 
 
 def build_index(
-    conn, *, table: str, name: str, kind: str, m: int, ef_construction: int, mem: str, workers: int, timeout_s: int
-) -> dict:
+    conn, *, table: str, name: str, kind: str, m: int | None, ef_construction: int | None, mem: str, workers: int,
+    timeout_s: int, lists: int | None = None,
+) -> dict:  # fmt: skip
+    """Build an HNSW index (``m``, ``ef_construction``), or an IVFFlat one with ``lists`` partitions."""
     expr, opclass, _ = KINDS[kind]
+    method = "ivfflat" if lists else "hnsw"
+    options = f"lists = {lists}" if lists else f"m = {m}, ef_construction = {ef_construction}"
     conn.execute(f"DROP INDEX IF EXISTS {name}")
     conn.execute(f"SET maintenance_work_mem = '{mem}'")
     conn.execute(f"SET max_parallel_maintenance_workers = {workers}")
@@ -139,10 +144,7 @@ def build_index(
     finished = True
     try:
         with _Renicer(conn):
-            conn.execute(
-                f"CREATE INDEX {name} ON {table} USING hnsw ({expr} {opclass}) "
-                f"WITH (m = {m}, ef_construction = {ef_construction})"
-            )
+            conn.execute(f"CREATE INDEX {name} ON {table} USING {method} ({expr} {opclass}) WITH ({options})")
     except Exception as exc:  # statement timeout: record how far it got
         finished = False
         notices.append(f"{type(exc).__name__}: {exc}")
@@ -150,13 +152,14 @@ def build_index(
     conn.execute("SET statement_timeout = 0")
     size = conn.execute("SELECT pg_relation_size(%s::regclass)", [name]).fetchone()[0] if finished else None
     out = {
-        "table": table, "index": name, "kind": kind, "m": m, "ef_construction": ef_construction,
+        "table": table, "index": name, "method": method, "kind": kind, "m": m, "ef_construction": ef_construction,
+        "lists": lists,
         "maintenance_work_mem": mem, "parallel_workers": workers, "finished": finished,
         "build_s": seconds, "index_mib": size / 2**20 if size else None, "notices": notices[-3:],
         "load": load_trace.as_dict(),
     }  # fmt: skip
     log(
-        f"built {name} ({kind}, m={m}, efc={ef_construction}, mem={mem}, workers={workers}): "
+        f"built {name} ({method} {kind}, {options}, mem={mem}, workers={workers}): "
         f"{'done' if finished else 'NOT finished'} in {seconds:.0f} s" + (f", {size / 2**20:.0f} MiB" if size else "")
     )
     return out
@@ -177,8 +180,12 @@ def exact_topk(base: np.ndarray, queries: np.ndarray, k: int = 10) -> np.ndarray
 
 
 def run_queries(conn, *, table: str, kind: str, queries: np.ndarray, truth: np.ndarray, ef_search: int,
-                rerank: int | None = None, exact: bool = False, warmup: int = 20) -> dict:  # fmt: skip
-    """Time each query (client side, one round trip) and compute recall@10 against ``truth``."""
+                rerank: int | None = None, exact: bool = False, warmup: int = 20,
+                probes: int | None = None) -> dict:  # fmt: skip
+    """Time each query (client side, one round trip) and compute recall@10 against ``truth``.
+
+    ``ef_search`` is HNSW's search width; with ``probes`` the index is IVFFlat and that many lists are scanned.
+    """
     from pgvector import Vector
 
     _, _, distance = KINDS[kind]
@@ -191,6 +198,8 @@ def run_queries(conn, *, table: str, kind: str, queries: np.ndarray, truth: np.n
         sql = f"SELECT id FROM {table} ORDER BY {distance} LIMIT 10"
     conn.execute(f"SET hnsw.ef_search = {ef_search}")
     conn.execute("SET hnsw.iterative_scan = off")
+    conn.execute(f"SET ivfflat.probes = {probes or 1}")
+    conn.execute("SET ivfflat.iterative_scan = off")
     conn.execute(f"SET enable_indexscan = {'off' if exact else 'on'}")
     conn.execute(f"SET max_parallel_workers_per_gather = {2 if exact else 0}")
     cur = conn.cursor()
@@ -206,7 +215,8 @@ def run_queries(conn, *, table: str, kind: str, queries: np.ndarray, truth: np.n
         hits += len({r[0] for r in got} & set(want.tolist()))
     conn.execute("RESET enable_indexscan")
     conn.execute("RESET max_parallel_workers_per_gather")
-    return {"ef_search": ef_search, "rerank": rerank, "exact": exact, "recall_at_10": hits / (10 * len(queries)),
+    return {"ef_search": None if probes else ef_search, "probes": probes, "rerank": rerank, "exact": exact,
+            "recall_at_10": hits / (10 * len(queries)),
             **latency_summary(times), "load": load_trace.as_dict()}  # fmt: skip
 
 
@@ -218,10 +228,18 @@ def _plan_uses_index(conn, *, table: str, kind: str, query: np.ndarray) -> bool:
     return any("Index Scan" in r[0] for r in plan)
 
 
-def curve(conn, *, table: str, kind: str, queries, truth, efs, rerank_sizes=(None,)) -> list[dict]:
+def curve(conn, *, table: str, kind: str, queries, truth, efs, rerank_sizes=(None,), probes=()) -> list[dict]:
+    """Recall and latency at each ``efs`` (HNSW), or at each of ``probes`` (IVFFlat) when given."""
     if not _plan_uses_index(conn, table=table, kind=kind, query=queries[0]):
         raise SystemExit(f"the {kind} query on {table} does not use the index")
     points = []
+    for n in probes:
+        point = run_queries(conn, table=table, kind=kind, queries=queries, truth=truth, ef_search=0, probes=n)
+        log(f"  {kind} probes={n}: recall {point['recall_at_10']:.3f}, p50 {point['p50_ms']:.1f} ms, "
+            f"p95 {point['p95_ms']:.1f} ms")  # fmt: skip
+        points.append(point)
+    if probes:
+        return points
     for rerank in rerank_sizes:
         # A re-ranked query needs at least ``rerank`` candidates from the index scan.
         for ef in sorted({rerank, *(e for e in efs if e > rerank)}) if rerank else efs:
@@ -276,10 +294,15 @@ def bench_products(*, database: str, n_queries: int, quick: bool) -> dict:
     return out
 
 
-def _parse_spec(spec: str) -> tuple[str, int, int]:
-    """``kind[:m[:ef_construction]]`` -> (kind, m, ef_construction); defaults m=16, ef_construction=64."""
+def _parse_spec(spec: str) -> dict:
+    """``kind[:m[:ef_construction]]`` (HNSW; defaults m=16, ef_construction=64) or ``ivf-kind[:lists]``
+    (IVFFlat, default 1000 lists) -> build_index's keyword arguments."""
     parts = spec.split(":")
-    return parts[0], int(parts[1]) if len(parts) > 1 else 16, int(parts[2]) if len(parts) > 2 else 64
+    if parts[0].startswith("ivf-"):
+        lists = int(parts[1]) if len(parts) > 1 else 1000
+        return {"kind": parts[0].removeprefix("ivf-"), "m": None, "ef_construction": None, "lists": lists}
+    m, efc = int(parts[1]) if len(parts) > 1 else 16, int(parts[2]) if len(parts) > 2 else 64
+    return {"kind": parts[0], "m": m, "ef_construction": efc, "lists": None}
 
 
 def bench_customers(*, database: str, sizes: list[int], n_queries: int, kinds: list[str], mem: str, workers: int,
@@ -304,20 +327,21 @@ def bench_customers(*, database: str, sizes: list[int], n_queries: int, kinds: l
                                              truth=truth[:50], ef_search=40, exact=True, warmup=2)  # fmt: skip
                 log(f"exact scan over {size:,} customers: p50 {entry['exact']['p50_ms']:.0f} ms")
             for spec in kinds:
-                kind, m, efc = _parse_spec(spec)
-                name = f"{table}_{kind}_m{m}_efc{efc}"
-                build = build_index(conn, table=table, name=name, kind=kind, m=m, ef_construction=efc, mem=mem,
-                                    workers=workers, timeout_s=timeout_s)  # fmt: skip
+                params = _parse_spec(spec)
+                kind, lists = params["kind"], params["lists"]
+                shape = f"ivf{lists}" if lists else f"m{params['m']}_efc{params['ef_construction']}"
+                name = f"{table}_{kind}_{shape}"
+                build = build_index(conn, table=table, name=name, mem=mem, workers=workers, timeout_s=timeout_s,
+                                    **params)  # fmt: skip
                 points = []
                 if build["finished"]:
                     reranks = (100, 200, 400) if kind == "bit" else (None,)
+                    probes = [p for p in (5, 10, 20, 40, 80) if p < lists] if lists else ()
                     points = curve(conn, table=table, kind=kind, queries=queries, truth=truth, efs=efs,
-                                   rerank_sizes=reranks)  # fmt: skip
-                entry["builds"] = [
-                    b
-                    for b in entry["builds"]
-                    if (b["build"]["kind"], b["build"]["m"], b["build"]["ef_construction"]) != (kind, m, efc)
-                ] + [{"build": build, "curve": points}]
+                                   rerank_sizes=reranks, probes=probes)  # fmt: skip
+                entry["builds"] = [b for b in entry["builds"] if b["build"]["index"] != name] + [
+                    {"build": build, "curve": points}
+                ]
                 conn.execute(f"DROP INDEX IF EXISTS {name}")
                 out["sizes"][str(size)] = entry
                 _save_section("customers", out)
@@ -338,7 +362,8 @@ def main() -> None:
     parser.add_argument(
         "--kinds",
         default="halfvec,vector",
-        help="customer indexes: kind[:m[:ef_construction]], kind in vector, halfvec, bit",
+        help="customer indexes: kind[:m[:ef_construction]] (HNSW) or ivf-kind[:lists] (IVFFlat), "
+        "kind in vector, halfvec, bit",
     )
     parser.add_argument("--mem", default="2GB", help="maintenance_work_mem for the customer index builds")
     parser.add_argument("--workers", type=int, default=1, help="max_parallel_maintenance_workers for those builds")
@@ -348,7 +373,7 @@ def main() -> None:
     if args.quick:
         # Its own data directory and database: a quick run never overwrites the full-size data.
         global DATA
-        DATA = DATA / "quick"
+        DATA = scale_data.DATA = DATA / "quick"
         args.database += "_quick"
         args.products, args.customers, args.queries, args.sizes = 10_000, 100_000, 200, "30000,100000"
     steps = ["generate", "load", "products", "customers"] if args.step == "all" else [args.step]

@@ -109,9 +109,12 @@ def sum_scale(r: dict) -> dict:
             text = f"best recall {p['recall_at_10']:.3f} (p95 {p['p95_ms']:.0f} ms)"
         else:
             continue
+        if b.get("lists"):
+            shape = f"{b['kind']} IVFFlat lists={b['lists']} probes {p['probes']}"
+        else:
+            shape = f"{b['kind']} m={b['m']} ef_search {p['ef_search']}"
         cust_text.append(
-            f"{int(size) // 1000:,}k: {text}, {b['kind']} m={b['m']} ef_search {p['ef_search']}, "
-            f"build {b['build_s'] / 60:.0f} min, {_fmt(b['index_mib'], 0)} MiB"
+            f"{int(size) // 1000:,}k: {text}, {shape}, build {b['build_s'] / 60:.0f} min, {_fmt(b['index_mib'], 0)} MiB"
         )
         if int(size) >= 1_000_000:
             cust_1m = bool(ok) and p["p95_ms"] <= 50
