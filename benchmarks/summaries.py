@@ -187,14 +187,20 @@ def sum_generation(r: dict) -> dict:
     }
 
 
+def _queries(target: dict) -> str:
+    q = target["queries_per_request"]
+    first = q.get("first_view_mean")
+    return f"{q['mean']:.0f}" + (f" cached, {first:.0f} on a first view" if first is not None else "")
+
+
 def sum_load(r: dict) -> dict:
     t = r["targets"]
     page, api, triv = t["customer_page"], t["recommendations_api"], t["trivial"]
     errors = page["error_count"] + api["error_count"]
     return {
         "measured": f"page p95 {page['p95_ms']:.0f} ms ({page['requests_per_s']:.1f} req/s, "
-        f"{page['queries_per_request']['mean']:.0f} queries/request); API p95 {api['p95_ms']:.0f} ms "
-        f"({api['requests_per_s']:.1f} req/s, {api['queries_per_request']['mean']:.0f} queries); trivial "
+        f"{_queries(page)} queries/request); API p95 {api['p95_ms']:.0f} ms "
+        f"({api['requests_per_s']:.1f} req/s, {_queries(api)} queries); trivial "
         f"p95 {triv['p95_ms']:.0f} ms ({triv['requests_per_s']:.0f} req/s); errors {errors}",
         "ratio": page["p95_ratio_vs_trivial"],
         "ratio_text": f"page p95 {page['p95_ratio_vs_trivial']:.1f}×, API {api['p95_ratio_vs_trivial']:.1f}× "
