@@ -217,14 +217,24 @@ def customer_description_for(*, user: UserLike, customer) -> tuple[CustomerDescr
     Reviewers, managers and admins read every text with its review state; sales read approved texts only.
     The customer must come from ``customer_queryset_for(user)`` (the caller's scoped read).
     """
+    description = customer_description_get(customer=customer)
+    return description, customer_description_readable(user=user, description=description)
+
+
+def customer_description_get(*, customer) -> CustomerDescription | None:
+    """Return the customer's description, or None (one query); who may read it: ``customer_description_readable``."""
+    return CustomerDescription.objects.filter(customer=customer).first()
+
+
+def customer_description_readable(*, user: UserLike, description: CustomerDescription | None) -> bool:
+    """Return whether ``user`` may read the text of ``description`` (sales: approved texts only)."""
     from core.permissions import ADMIN, MANAGER, REVIEWER, user_has_role
 
-    description = CustomerDescription.objects.filter(customer=customer).first()
     if description is None:
-        return None, False
+        return False
     if user_has_role(user, REVIEWER, MANAGER, ADMIN):
-        return description, True
-    return description, description.status == CustomerDescription.Status.APPROVED
+        return True
+    return description.status == CustomerDescription.Status.APPROVED
 
 
 # --------------------------------------------------------------------------- what the explanation jobs work on

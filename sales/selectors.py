@@ -11,16 +11,19 @@ import re
 from datetime import date, datetime, time, timedelta
 
 from django.db.models import Exists, F, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.translation import gettext
 
 # Through the module: every read below looks the scoping hook up at call time (one hook for all).
 from accounts import selectors as scoping
 from core.permissions import UserLike
+from explanations.models import CustomerDescription, Explanation
 from explanations.selectors import customer_concept_scores, explained_recommendation_count
 from jobs.models import Job
+from outcomes.models import Exposure
 from outcomes.selectors import open_recommendation_count, open_recommendations
-from recommendations.models import Customer, Recommendation, RecommendationBatch
+from recommendations.models import Customer, Product, Recommendation, RecommendationBatch
 from recommendations.selectors import active_recommendation_count, active_recommendations
 
 EXPLAIN_JOB_KIND = "explain"
@@ -124,12 +127,15 @@ def _local_midnight(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
-def customer_get(*, user: UserLike, pseudonym: str, with_concepts: bool = False) -> Customer:
+def customer_get(
+    *, user: UserLike, pseudonym: str, with_concepts: bool = False, with_versions: bool = False
+) -> Customer:
     """Return the customer with ``pseudonym`` if ``user`` may see it; raise Customer.DoesNotExist otherwise.
 
     The customer carries ``recommendation_count`` and ``explained_count``; with ``with_concepts``
     also ``concept_scores``: its usable, active concepts as ``[{name, description, score, low, high}]``
-    (90% interval), highest score first. One query.
+    (90% interval), highest score first; with ``with_versions`` also ``cards_version`` and
+    ``description_version`` (see ``cards_version``), the keys of its cached cards. One query.
     """
     annotations = {
         "recommendation_count": active_recommendation_count(),
@@ -137,7 +143,57 @@ def customer_get(*, user: UserLike, pseudonym: str, with_concepts: bool = False)
     }
     if with_concepts:
         annotations["concept_scores"] = customer_concept_scores()
+    if with_versions:
+        annotations["cards_version"] = cards_version()
+        annotations["description_version"] = description_version()
     return scoping.customer_get(user=user, pseudonym=pseudonym, annotate=annotations)
+
+
+def _tables() -> dict[str, str]:
+    models = {
+        "customer": Customer,
+        "recommendation": Recommendation,
+        "batch": RecommendationBatch,
+        "product": Product,
+        "explanation": Explanation,
+        "exposure": Exposure,
+        "description": CustomerDescription,
+    }
+    return {name: model._meta.db_table for name, model in models.items()}
+
+
+def cards_version() -> RawSQL:
+    """A digest of everything the customer's recommendation cards show (an expression on Customer).
+
+    It changes whenever a card's content may: the active batch (a new batch activates), each
+    recommendation (rank, score, product), the product's code and description, any column of the
+    explanation (a reason approved, edited, withdrawn; confidence recalibrated; evidence redone),
+    the stored A/B arm, and the customer's purchase totals (whether an item is bought again). The
+    explanation row is digested whole, so a column added later is covered without touching this.
+    Null when the customer has no active recommendations.
+    """
+    t = _tables()
+    c = f'"{t["customer"]}"'  # the outer query's customer
+    sql = f"""
+        SELECT md5(string_agg(concat_ws('|', r.id, r.rank, r.score, b.id, b.params::text, p.stock_code,
+                                        p.description, coalesce(x.arm, '-'), coalesce(md5(e::text), '-')),
+                              ',' ORDER BY r.rank, r.id)
+                   || '|' || {c}.order_count || '|' || coalesce({c}.last_purchase_at::text, '-'))
+          FROM "{t["recommendation"]}" r
+          JOIN "{t["batch"]}" b ON b.id = r.batch_id AND b.status = %s
+          JOIN "{t["product"]}" p ON p.id = r.product_id
+          LEFT JOIN "{t["explanation"]}" e ON e.recommendation_id = r.id
+          LEFT JOIN "{t["exposure"]}" x ON x.recommendation_id = r.id
+         WHERE r.customer_id = {c}.id
+    """  # noqa: S608 (table names from the models, the status a parameter)
+    return RawSQL(sql, (RecommendationBatch.Status.ACTIVE,))  # noqa: S611 (no user input in the SQL)
+
+
+def description_version() -> RawSQL:
+    """A digest of the customer's description row (any column), or null when it has none."""
+    t = _tables()
+    sql = f'SELECT md5(d::text) FROM "{t["description"]}" d WHERE d.customer_id = "{t["customer"]}".id'  # noqa: S608
+    return RawSQL(sql, ())  # noqa: S611 (no user input in the SQL)
 
 
 def recommendations_for_customer(*, user: UserLike, customer: Customer) -> list[Recommendation]:
