@@ -109,7 +109,9 @@ def evidence_arrays(arrays: BatchArrays) -> EvidenceArrays:
         share += w * model.repeat[target] * (col == target) / total
     if model.beta:
         norm = np.linalg.norm(np.asarray(weights @ model.vectors), axis=1)[arrays.row][rec]
-        dots = np.einsum("ij,ij->i", model.vectors[col], model.targets[target]) if len(rec) else np.zeros(0)
+        # One matrix product against the shard's distinct items, then a gather: no (pairs x d) temporaries.
+        items, item_of = np.unique(arrays.target, return_inverse=True)
+        dots = (model.vectors @ model.targets[items].T)[col, item_of[rec]]
         share += model.beta * w * np.divide(dots, norm, out=np.zeros_like(dots), where=norm > 0)
     order = np.lexsort((col, -share, rec))  # by recommendation, largest share first, ties by column
     rec, col, w, share = rec[order], col[order], w[order], share[order]
@@ -134,36 +136,61 @@ class NecessityArrays:
 
 
 def necessity_arrays(arrays: BatchArrays, evidence: EvidenceArrays, *, removed_count: int) -> NecessityArrays:
-    """Re-rank every candidate for each profile without its recommendation's top purchases (numpy only)."""
+    """Re-rank every candidate for each profile without its recommendation's top purchases (numpy only).
+
+    The customer's full item-item and profile sums are computed once per customer; each recommendation's
+    counterfactual subtracts its removed purchases' rows (``ScoringModel.scores`` of the reduced weights).
+    """
     model, weights = arrays.model, arrays.weights
     top = top_pairs(evidence, removed_count)
     removed = [[] for _ in arrays.row]
     for r, c in zip(evidence.rec[top].tolist(), evidence.col[top].tolist(), strict=True):
         removed[r].append(c)
-    cut = sp.csr_matrix(
-        (np.ones(len(top)), (evidence.rec[top], evidence.col[top])), shape=(len(arrays.row), weights.shape[1])
-    )
+    # (R x k) removed columns and weights, padded with column 0 and weight 0.
+    slot = top - evidence.start[evidence.rec[top]]
+    cut_col = np.zeros((len(arrays.row), removed_count), dtype=np.int64)
+    cut_w = np.zeros((len(arrays.row), removed_count))
+    cut_col[evidence.rec[top], slot] = evidence.col[top]
+    cut_w[evidence.rec[top], slot] = evidence.weight[top]
+    customers, customer_of = np.unique(arrays.row, return_inverse=True)
+    held = weights[customers]
+    table_sums = np.asarray(held @ model.table) if model.table is not None else None
+    profiles = np.asarray(held @ model.vectors)
+    totals = np.asarray(held.sum(axis=1)).ravel()
+    left = np.diff(held.indptr)[customer_of] - (cut_w > 0).sum(axis=1)
     new_rank = np.zeros(len(arrays.row), dtype=np.int64)
     cf_score = np.full(len(arrays.row), np.nan)
     for lo in range(0, len(arrays.row), ROWS_PER_BLOCK):
-        rows = arrays.row[lo : lo + ROWS_PER_BLOCK]
-        rest = weights[rows] - weights[rows].multiply(cut[lo : lo + ROWS_PER_BLOCK])
-        rest.eliminate_zeros()
-        scores = model.scores(rest)
+        block = slice(lo, lo + ROWS_PER_BLOCK)
+        cols, ws, mine_c = cut_col[block], cut_w[block], customer_of[block]
+        local = np.arange(len(cols))
+        total = totals[mine_c] - ws.sum(axis=1)
+        total = np.where(total > 0, total, 1.0)[:, None]
+        scores = np.broadcast_to(model.base, (len(cols), len(model.base))).copy()
+        if table_sums is not None:
+            part = table_sums[mine_c] - np.einsum("rk,rkn->rn", ws, model.table[cols])
+            scores += part / total
+        if model.repeat is not None:
+            bought = weights[arrays.row[block]].toarray()
+            bought[local[:, None], cols] = 0.0
+            scores += bought * model.repeat[None, :] / total
+        if model.beta:
+            profile = profiles[mine_c] - np.einsum("rk,rkd->rd", ws, model.vectors[cols])
+            norm = np.linalg.norm(profile, axis=1, keepdims=True)
+            scores += model.beta * (profile / np.where(norm > 0, norm, 1.0)) @ model.targets.T
         scores[:, model.blocked] = -np.inf
-        excluded = arrays.excluded[rows].tocoo()
+        excluded = arrays.excluded[arrays.row[block]].tocoo()
         scores[excluded.row, excluded.col] = -np.inf
-        target = arrays.target[lo : lo + ROWS_PER_BLOCK]
-        local = np.arange(len(rows))
+        target = arrays.target[block]
         mine = scores[local, target]
         columns = np.arange(scores.shape[1])[None, :]
         # Rank as the batch ranks: higher scores first, ties by column.
         ahead = (scores > mine[:, None]) | ((scores == mine[:, None]) & (columns < target[:, None]))
         rank = ahead.sum(axis=1) + 1
-        has_rest = np.diff(rest.indptr) > 0
+        has_rest = left[block] > 0
         kept = has_rest & np.isfinite(mine) & (rank <= arrays.top_n)
-        new_rank[lo : lo + len(rows)] = np.where(kept, rank, 0)
-        cf_score[lo : lo + len(rows)] = np.where(has_rest, mine, np.nan)
+        new_rank[block] = np.where(kept, rank, 0)
+        cf_score[block] = np.where(has_rest, mine, np.nan)
     return NecessityArrays(removed, new_rank, cf_score)
 
 

@@ -11,6 +11,7 @@ card has a reason to show; the ``explain`` step only adds the language model's t
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -289,6 +290,7 @@ def explanation_numbers_compute(*, recommendation_ids: list[int]) -> int:
         Recommendation.objects.filter(pk__in=recommendation_ids)
         .exclude(explanation__versions__has_key="numbers")
         .select_related("product", "batch")
+        .defer("product__embedding")  # parsing 384 floats per row costs more than the row's numbers
         .order_by("batch_id", "customer_id", "rank")
     )
     done = 0
@@ -351,6 +353,35 @@ def _compute(*, recs: list[Recommendation]) -> int:
         explanation.versions = {**(explanation.versions or {}), **versions}
         changed.append(explanation)
     with transaction.atomic():
-        Explanation.objects.bulk_create(new, batch_size=2000)
+        _copy_new(new)
         Explanation.objects.bulk_update(changed, [*fields, "versions"], batch_size=1000)
     return len(recs)
+
+
+COPY_COLUMNS = (
+    "recommendation_id", "status", "evidence", "evidence_groups", "evidence_residual", "necessity", "concepts",
+    "word_attributions", "reason_text", "template_text", "confidence", "flags", "versions", "error", "generated_at",
+)  # fmt: skip
+JSON_COLUMNS = {"evidence", "evidence_groups", "necessity", "concepts", "word_attributions", "flags", "versions"}
+
+
+def _copy_new(explanations: list[Explanation]) -> None:
+    """Insert new explanation rows with one COPY (bulk_create quotes every JSON value in Python: ~10x slower)."""
+    import psycopg
+    from django.utils import timezone
+
+    if not explanations:
+        return
+    now = timezone.now()
+    connection.ensure_connection()
+    table = Explanation._meta.db_table
+    sql = f"COPY {table} ({', '.join(COPY_COLUMNS)}) FROM STDIN"
+    with psycopg.Cursor(connection.connection) as cur, cur.copy(sql) as copy:
+        for e in explanations:
+            e.generated_at = now
+            copy.write_row(
+                [
+                    json.dumps(getattr(e, c), allow_nan=False) if c in JSON_COLUMNS else getattr(e, c)
+                    for c in COPY_COLUMNS
+                ]
+            )
