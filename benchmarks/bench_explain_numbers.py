@@ -105,7 +105,8 @@ def main() -> None:
     write_result(
         "explain_numbers",
         {
-            "measured_at": now_iso(), "commit": git_commit(), "machine": machine(), "load_before": loadavg(),
+            "measured_at": now_iso(), "finished_at": now_iso(), "commit": git_commit(), "machine": machine(),
+            "load_before": loadavg(),
             "recommendations": len(ids), "evidence_pairs": len(evidence.rec), "recommender": batch.recommender,
             "floor_s": floor_s, "floor_per_s": floor_per_s, "shard_size": NUMBERS_SHARD_SIZE,
             "torch_threads": settings.ELM_TORCH_THREADS if hasattr(settings, "ELM_TORCH_THREADS") else None,
