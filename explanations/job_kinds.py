@@ -84,6 +84,34 @@ register(
 )
 
 
+# Numbers for a whole batch: shards of this many recommendations (by customer) are array work, ~seconds each.
+NUMBERS_SHARD_SIZE = 5000
+
+
+def _plan_numbers(job) -> list[dict]:
+    ids = selectors.recommendations_without_numbers()
+    return [{"ids": chunk, "size": len(chunk)} for chunk in shard(ids, NUMBERS_SHARD_SIZE)]
+
+
+def _run_numbers(job, payload) -> int:
+    from explanations.services.numbers import explanation_numbers_compute
+
+    return explanation_numbers_compute(recommendation_ids=payload["ids"])
+
+
+# Every recommendation's numbers (evidence, necessity, concepts, word attributions, confidence) and its
+# template reason, before any language-model text: gpu queue, since new texts are encoded once.
+register(
+    JobKind(
+        name="explain_numbers",
+        label="Explain with numbers",
+        plan=_plan_numbers,
+        run_shard=_run_numbers,
+        queue="gpu",
+    )
+)
+
+
 def _explain_failed(job, payload, error: str) -> None:
     from explanations.services.explain import explanations_mark_failed
 

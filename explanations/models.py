@@ -89,6 +89,9 @@ class Explanation(models.Model):
     status = FSMField(max_length=32, choices=Status.choices, default=Status.GENERATED, db_index=True)
     # [{product_id, stock_code, description, weight, share}], shares sum to the score
     evidence = models.JSONField(default=list)
+    # What a sales person reads: at most five lines (purchase families, co-purchase facts, the rest, the
+    # popularity term) whose shares still sum to the score; see explanations.services.families.
+    evidence_groups = models.JSONField(default=dict, blank=True)
     evidence_residual = models.FloatField(default=0.0)  # score - sum(shares); ~0 by construction
     necessity = models.JSONField(default=dict)  # counterfactual without the top evidence
     concepts = models.JSONField(default=list)  # [{concept, customer_score, low, high, sensitivity}]
@@ -159,6 +162,30 @@ class Explanation(models.Model):
     @transition(field=status, source=Status.APPROVED, target=Status.WITHDRAWN)
     def withdraw(self) -> None:
         """Take an approved text back from sales."""
+
+
+class MaskedText(models.Model):
+    """A text's one-word-masked encodings, customer-independent: word attributions become dot products.
+
+    Keyed by the text's hash and the encoder version (explanations.services.word_cache).
+    """
+
+    text_hash = models.CharField(max_length=64)
+    encoder_version = models.CharField(max_length=128)
+    text = models.TextField()
+    words = models.JSONField(default=list)
+    token_spans = models.JSONField(default=list)
+    tokens = models.JSONField(default=list)
+    vectors = models.BinaryField()  # float32, (words + 1) x dimensions, unit rows: [text, word 1 masked, ...]
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["text_hash", "encoder_version"], name="masked_text_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.text[:60]
 
 
 class AppendOnlyError(Exception):

@@ -25,6 +25,7 @@ from explanations.presentation import (
     ReasonSegment,
     WordHighlight,
     concepts_shared_first,
+    evidence_group_lines,
     evidence_lines,
     flag_view,
     necessity_view,
@@ -195,8 +196,10 @@ def _explanation_card(
     text = (explanation.reason_text or None) if visible else None
     words = explanation.word_attributions or {}
     evidence_attr = words.get("evidence") or {}
-    evidence = tuple(evidence_lines(explanation.evidence or [], recommendation.score))
-    top = next((line for line in evidence if line.product_id is not None), None)
+    # The concise lines (families, co-purchase facts) when the numbers pass wrote them; else the purchases.
+    grouped = evidence_group_lines(explanation.evidence_groups, recommendation.score)
+    evidence = tuple(grouped or evidence_lines(explanation.evidence or [], recommendation.score))
+    top = next((line for line in evidence if line.product_id is not None and not line.is_repeat), None)
     top_n = recommendation.batch.params.get("top_n") or settings.ELM_RECOMMENDATIONS_PER_CUSTOMER
     return ExplanationCard(
         status=explanation.status,

@@ -183,3 +183,25 @@ def hybrid_confidence_calibrate(*, params: Mapping, horizon_days: int = 90, meth
         reliability=report["reliability_after"],
         reliability_before=report["reliability_before"],
     )
+
+
+def confidence_predict(*, recommendations: list) -> list[float | None]:
+    """Return each recommendation's calibrated purchase probability (None where its recommender has no calibration).
+
+    A thin wrapper over the score calibration: one calibrator per recommender, one vectorized predict.
+    """
+    from explanations.selectors import calibration_latest
+    from recommendations.evaluation.calibrator import Calibrator
+
+    out: list[float | None] = [None] * len(recommendations)
+    by_recommender: dict[str, list[int]] = {}
+    for i, rec in enumerate(recommendations):
+        by_recommender.setdefault(rec.batch.recommender, []).append(i)
+    for recommender, members in by_recommender.items():
+        calibration = calibration_latest(recommender=recommender)
+        if calibration is None:
+            continue
+        predicted = Calibrator.from_dict(calibration.params).predict([recommendations[i].score for i in members])
+        for i, p in zip(members, predicted, strict=True):
+            out[i] = float(p)
+    return out

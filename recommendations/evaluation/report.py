@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -312,3 +313,17 @@ def to_json(value):
     if isinstance(value, np.floating):
         return float(value)
     return value
+
+
+_MARKED = re.compile(r"<!-- ([a-z0-9-]+):start -->.*?<!-- \1:end -->", re.S)
+
+
+def keep_marked_sections(old: str, new: str) -> str:
+    """Return ``new`` plus every ``<!-- name:start --> ... <!-- name:end -->`` section of ``old`` it lacks.
+
+    Other scripts write their sections of docs/evaluation.md (e.g. scripts/evidence_coverage.py); a new
+    evaluation report keeps them.
+    """
+    present = {m.group(1) for m in _MARKED.finditer(new)}
+    kept = [m.group(0) for m in _MARKED.finditer(old) if m.group(1) not in present]
+    return new.rstrip("\n") + "".join(f"\n\n{section}" for section in kept) + "\n"

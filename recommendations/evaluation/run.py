@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.render:
         result = json.loads(args.render.read_text())
-        args.doc.write_text(markdown_report(result))
+        _write_doc(args.doc, markdown_report(result))
         return result
 
     def log(message: str) -> None:
@@ -398,8 +398,15 @@ def main(argv: list[str] | None = None) -> dict:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(to_json(result), indent=2, sort_keys=False) + "\n")
         args.doc.parent.mkdir(parents=True, exist_ok=True)
-        args.doc.write_text(markdown_report(result))
+        _write_doc(args.doc, markdown_report(result))
     return result
+
+
+def _write_doc(path: Path, text: str) -> None:
+    """Write the report, keeping the sections other scripts wrote into the previous file."""
+    from recommendations.evaluation.report import keep_marked_sections
+
+    path.write_text(keep_marked_sections(path.read_text() if path.exists() else "", text))
 
 
 if __name__ == "__main__":

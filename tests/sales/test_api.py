@@ -381,7 +381,8 @@ def test_recommendations_include_every_part_of_their_explanation(api_client):
     assert [row["stock_code"] for row in explanation["evidence"]] == ["EV001", "EV002", None]
     assert explanation["evidence"][-1] == {
         "product_id": None, "stock_code": None, "description": "other purchases", "weight": None,
-        "share": pytest.approx(0.3), "count": 12, "kind": "rest",
+        "share": pytest.approx(0.3), "count": 12, "kind": "rest", "family": "", "co_buyers_rate": None,
+        "co_buyers": None,
     }  # fmt: skip
     assert sum(row["share"] for row in explanation["evidence"]) == pytest.approx(0.6)
     assert explanation["necessity"] == {
