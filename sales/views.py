@@ -23,7 +23,7 @@ from outcomes.models import COMMENT_MAX_LENGTH, Outcome
 from outcomes.selectors import outcomes_by_recommendation
 from outcomes.services import exposures_for, exposures_mark_shown, outcome_record
 from recommendations.models import Customer, Recommendation
-from recommendations.selectors import customer_recent_purchases
+from recommendations.selectors import NEW, RECOMMENDATION_KINDS, REORDER, customer_recent_purchases
 from sales import selectors
 from sales.forms import CustomerFilterForm, OutcomeForm
 from sales.presentation import Card, recommendation_cards, viewer_for
@@ -108,7 +108,8 @@ def customer_detail(request: HttpRequest, pseudonym: str) -> HttpResponse:
         customer = selectors.customer_get(user=request.user, pseudonym=pseudonym, with_concepts=True)
     except Customer.DoesNotExist:
         raise Http404(_("No customer with this pseudonym.")) from None
-    recommendations = selectors.recommendations_for_customer(user=request.user, customer=customer)
+    kind = request.GET.get("kind") if request.GET.get("kind") in RECOMMENDATION_KINDS else ""
+    recommendations = selectors.recommendations_for_customer(user=request.user, customer=customer, kind=kind)
     purchases = customer_recent_purchases(user=request.user, customer=customer)
     description, description_visible = customer_description_for(user=request.user, customer=customer)
     viewer = viewer_for(request.user)
@@ -147,6 +148,8 @@ def customer_detail(request: HttpRequest, pseudonym: str) -> HttpResponse:
             "can_review_description": user_has_role(request.user, REVIEWER, ADMIN),
             "search_url": reverse("product-search") + "?" + urlencode({"customer": customer.pseudonym}),
             "outcome_kinds": Outcome.Kind.choices,
+            "kind": kind,
+            "kind_choices": [("", _("All")), (REORDER, _("Re-orders")), (NEW, _("New products"))],
             "comment_max_length": COMMENT_MAX_LENGTH,
         },
     )

@@ -95,12 +95,16 @@ class CustomerRecommendationsApi(APIView):
         "for every caller; the reason text only for callers allowed to read it (otherwise `reason` is null, "
         "`reason_status` is `under_review` and `template_text` is the reason built from the evidence alone), "
         "flags only for reviewers.",
-        parameters=[PSEUDONYM_PATH_PARAMETER],
-        responses={200: s.RecommendationSerializer(many=True), 401: UNAUTHENTICATED, 404: NOT_FOUND},
+        parameters=[PSEUDONYM_PATH_PARAMETER, s.RecommendationListParamsSerializer],
+        responses={200: s.RecommendationSerializer(many=True), 400: BAD_QUERY, 401: UNAUTHENTICATED, 404: NOT_FOUND},
     )
     def get(self, request: Request, pseudonym: str) -> Response:
+        params = s.RecommendationListParamsSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
         customer = _customer_or_404(request, pseudonym)
-        recommendations = selectors.recommendations_for_customer(user=request.user, customer=customer)
+        recommendations = selectors.recommendations_for_customer(
+            user=request.user, customer=customer, kind=params.validated_data.get("kind")
+        )
         cards = recommendation_cards(
             recommendations=recommendations,
             # Asked only when a card depends on the caller's roles: it may cost a query.
