@@ -354,11 +354,9 @@ def explanations_generate(
     reference = profile.reference_time()
     sig_options = {"steps": settings.ELM_SIG_STEPS, "method": settings.ELM_SIG_METHOD}
     calibration = latest_calibration(recs[0].batch.recommender)
-    calibrator = None
-    if calibration is not None:
-        from recommendations.evaluation.calibrator import Calibrator
+    from explanations.services.confidence import confidence_predict
 
-        calibrator = Calibrator.from_dict(calibration.params)
+    confidences = dict(zip((r.pk for r in recs), confidence_predict(recommendations=recs), strict=True))
     by_customer: dict[int, set[int]] = {}
     for rec in recs:
         by_customer.setdefault(rec.customer_id, set()).add(rec.product_id)
@@ -421,7 +419,7 @@ def explanations_generate(
                     "reason_text": text,
                     "template_text": template,
                     "consistency": float(np.dot(tv, pair)),
-                    "confidence": float(calibrator.predict([rec.score])[0]) if calibrator else None,
+                    "confidence": confidences[rec.pk],
                     "flags": flags,
                     "versions": versions,
                     "error": lm_error,
