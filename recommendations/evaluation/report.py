@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from recommendations.evaluation.confidence_doc import confidence_section_from_file
 from recommendations.evaluation.metrics import (
     PER_CUSTOMER_METRICS,
 )
@@ -295,6 +296,7 @@ publish one customer's outcome); small regions have wide intervals, so read them
 {chr(10).join(params_rows)}
 
 {_calibration_section(result)}
+{confidence_section_from_file()}
 {QUALITY_NOTES}
 Run time: {timings["total"]:.0f} s for evaluation (+ {timings.get("load", 0):.0f} s loading) with 2 threads
 (source: {cfg.get("source", "csv")}).
