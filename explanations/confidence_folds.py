@@ -176,6 +176,7 @@ def confidence_fit_report(
         "test_uncalibrated_ece": float(expected_calibration_error(chosen.raw(x_test), y_test)),
         "test_rank_only_auc": cm.measures(groups, ranks, -ranks.astype(float), y_test)["auc"],
         "test_reliability": reliability_table(probabilities, y_test),
+        "test_reliability_uncalibrated": reliability_table(chosen.raw(x_test), y_test),
     }
     # The served model: the same candidate and recipe, one horizon later (calibrated on the test window).
     x_served, y_served = stacked(served_fit_cutoffs, "fitting (served)")

@@ -175,7 +175,7 @@ def hybrid_confidence_calibrate(*, params: Mapping, horizon_days: int = 90) -> C
         ece_before=report["test_uncalibrated_ece"],
         ece_after=test["ece"],
         reliability=report["test_reliability"],
-        reliability_before=[],
+        reliability_before=report["test_reliability_uncalibrated"],
     )
 
 
