@@ -43,6 +43,8 @@ FEATURES: tuple[tuple[str, str], ...] = (
     ("customer_orders_recent", "orders in the last 90 days"),
     ("customer_order_rate", "orders per 30 days since the first one"),
     ("customer_days_since_order", "days since the customer's last order"),
+    ("customer_interval", "the customer's usual days between orders"),
+    ("customer_due_ratio", "days since their last order / their usual interval (1 = due now)"),
     ("customer_basket", "mean number of products per order"),
     ("customer_orders_month", "orders in the last 30 days"),
     ("item_buyers_month", "customers who bought it in the last 30 days"),
@@ -130,6 +132,10 @@ def pair_features(
     ).reindex(customers)
     tenure = ((as_of - customer["first"]) / DAY).to_numpy(dtype=np.float64)
     c_orders = customer["orders"].fillna(0).to_numpy(dtype=np.float64)
+    c_since = ((as_of - customer["last"]) / DAY).to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        span = ((customer["last"] - customer["first"]) / DAY).to_numpy(dtype=np.float64)
+        c_interval = np.where(c_orders >= 2, span / np.maximum(c_orders - 1, 1), np.nan)
 
     buyers_days = days.groupby(["item", "customer"], sort=False).size()
     item = pd.DataFrame(
@@ -153,7 +159,10 @@ def pair_features(
     columns = {
         "customer_orders_recent": customer["orders_recent"].fillna(0).to_numpy(dtype=np.float64),
         "customer_order_rate": c_orders / np.maximum(np.nan_to_num(tenure, nan=0.0), 30.0) * 30.0,
-        "customer_days_since_order": ((as_of - customer["last"]) / DAY).fillna(NEVER).to_numpy(dtype=np.float64),
+        "customer_days_since_order": np.nan_to_num(c_since, nan=NEVER),
+        "customer_interval": np.nan_to_num(c_interval, nan=NEVER),
+        # Capped: one order in years is "long overdue", not an outlier that bends a linear model.
+        "customer_due_ratio": np.clip(np.nan_to_num(c_since / c_interval, nan=0.0, posinf=0.0), 0.0, 20.0),
         "customer_basket": customer["basket"].fillna(0).to_numpy(dtype=np.float64),
         "customer_orders_month": customer["orders_month"].fillna(0).to_numpy(dtype=np.float64),
         "item_buyers_month": item["buyers_month"].fillna(0).to_numpy(dtype=np.float64),
@@ -175,7 +184,7 @@ def pair_features(
 
 
 LOG_FEATURES = {"customer_orders_recent", "customer_orders_month", "item_buyers_month", "item_buyers_recent",
-                "times_bought", "days_since_bought", "customer_days_since_order"}  # fmt: skip
+                "times_bought", "days_since_bought", "customer_days_since_order", "customer_interval"}  # fmt: skip
 
 
 def _logistic_inputs(x: np.ndarray) -> np.ndarray:

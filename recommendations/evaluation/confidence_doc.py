@@ -107,7 +107,9 @@ folds' cutoffs; on validation the logistic model without them had the same AUC a
 against 0.587) and the criterion became the mean of the two discrimination goals. Both changes were made after
 those test numbers were seen, so the test figures above are slightly optimistic. Gradient boosting fits the
 validation fold better but ranked worse on every test run we saw (the test window is the Christmas season:
-11.8% bought against 10.0% at validation).
+11.8% bought against 10.0% at validation). The customer's usual interval between orders and their due ratio
+were added last, on validation evidence (logistic AUC 0.7455 against 0.7413, within-list 0.6259 against
+0.6217); the test AUC of that variant was seen in the same prototype run.
 """
 
 

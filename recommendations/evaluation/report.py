@@ -151,6 +151,26 @@ full runs in all. Because test numbers were seen before the protocol was final, 
 """
 
 
+def _kinds_section(result: Mapping) -> str:
+    rows = [
+        f"| {name} | {kind} | {k['recommendations']:,} | {k['share']:.1%} | {k['bought']:.3f} |"
+        for name, model in result["models"].items()
+        for kind, k in (model.get("test_by_kind") or {}).items()
+        if k["recommendations"]
+    ]
+    if not rows:
+        return ""
+    return f"""## Re-orders and new products (test window, top-10 lists)
+
+A recommendation is a re-order when the customer bought the item before the cutoff, new otherwise; bought =
+within {result["config"]["horizon_days"]} days after the cutoff.
+
+| model | kind | recommendations | share | bought |
+|---|---|---|---|---|
+{chr(10).join(rows)}
+"""
+
+
 def _calibration_section(result: Mapping) -> str:
     cal = result.get("calibration")
     if not cal:
@@ -295,6 +315,7 @@ publish one customer's outcome); small regions have wide intervals, so read them
 |---|---|---|---|
 {chr(10).join(params_rows)}
 
+{_kinds_section(result)}
 {_calibration_section(result)}
 {confidence_section_from_file()}
 {QUALITY_NOTES}

@@ -45,6 +45,7 @@ def test_features_of_a_hand_built_history():
     assert _feature(x, "customer_orders_recent") == 3 and _feature(x, "customer_basket") == pytest.approx(4 / 3)
     assert _feature(x, "customer_days_since_order") == 30 and _feature(x, "customer_orders_month") == 1
     assert _feature(x, "customer_order_rate") == pytest.approx(3 / 90 * 30)
+    assert _feature(x, "customer_interval") == 30 and _feature(x, "customer_due_ratio") == pytest.approx(1.0)
     assert _feature(x, "order_share") == pytest.approx(1.0)
     # And X has one buyer, who came back for it on other days: (1 + 1) / (1 + 5)
     assert _feature(x, "item_buyers_recent") == 1 and _feature(x, "item_repurchase_rate") == pytest.approx(2 / 6)
