@@ -43,7 +43,15 @@ def _calibrate(job, payload) -> int:
         job.result = {**job.result, "calibration": "skipped", "reason": str(exc)}
         job.save(update_fields=["result"])
         return 1
-    job.result = {**job.result, "calibration_id": cal.pk, "ece_before": cal.ece_before, "ece_after": cal.ece_after}
+    test = (cal.metrics or {}).get("test", {})
+    job.result = {
+        **job.result,
+        "calibration_id": cal.pk,
+        "ece_before": cal.ece_before,
+        "ece_after": cal.ece_after,
+        "auc": test.get("auc"),
+        "within_list_auc": test.get("within_list_auc"),
+    }
     job.save(update_fields=["result"])
     return 1
 

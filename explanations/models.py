@@ -319,11 +319,20 @@ class PolicyTerm(models.Model):
 
 
 class ConfidenceCalibration(models.Model):
-    """A score -> probability map fitted on a temporal holdout of the real data, with its test ECE."""
+    """The confidence model fitted on temporal folds of the real data, with its test-window measures.
+
+    For the hybrid: a purchase-probability classifier over features a sales manager recognises
+    (``explanations.confidence_model``), pickled in ``artifact``, calibrated on a later fold; ``metrics``
+    holds the test window's AUC, within-list AUC, ECE, per-rank and re-order/new rows. Older rows (and the
+    embedding recommender's) map the score alone to a probability (``params``, no artifact).
+    """
 
     recommender = models.CharField(max_length=64)
-    method = models.CharField(max_length=16)
+    method = models.CharField(max_length=32)
     params = models.JSONField()
+    version = models.CharField(max_length=64, blank=True)
+    artifact = models.BinaryField(null=True, editable=False)  # the fitted FittedConfidence, pickled
+    metrics = models.JSONField(default=dict, blank=True)
     validation_cutoff = models.DateTimeField()
     test_cutoff = models.DateTimeField()
     horizon_days = models.PositiveSmallIntegerField()

@@ -8,6 +8,7 @@ other way round).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -242,3 +243,34 @@ def necessity_view(data: dict | None, *, top_n: int) -> Necessity | None:
 def concepts_shared_first(concepts: Sequence[dict] | None) -> list[dict]:
     """Return an explanation's concepts, shared ones first (stable within each group)."""
     return sorted(concepts or [], key=lambda c: not c.get("shared"))
+
+
+# --------------------------------------------------------------------------- confidence
+
+# Bands of the calibrated purchase probability, highest first: (lowest probability, band, label). About one
+# served recommendation in nine is bought within 90 days, so "medium" is around that and "high" twice it.
+CONFIDENCE_BANDS = ((0.20, "high", _("High")), (0.08, "medium", _("Medium")), (-math.inf, "low", _("Low")))
+
+
+@dataclass(frozen=True)
+class ConfidenceView:
+    """The confidence as a sales person reads it: its band and what the figure means, in one line."""
+
+    band: str  # "high", "medium" or "low"
+    label: str
+    meaning: str
+
+
+def confidence_view(probability: float | None) -> ConfidenceView | None:
+    """Return the band and one-line meaning of a calibrated probability (None: not calibrated yet)."""
+    if probability is None or not math.isfinite(probability):
+        return None
+    band, label = next((b, lbl) for low, b, lbl in CONFIDENCE_BANDS if probability >= low)
+    count = round(probability * 100)
+    if count < 1:
+        meaning = _("Fewer than 1 in 100 recommendations like this one led to a purchase within 90 days.")
+    else:
+        meaning = _("About %(count)d in 100 recommendations like this one led to a purchase within 90 days.") % {
+            "count": count
+        }
+    return ConfidenceView(band, str(label), str(meaning))

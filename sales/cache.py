@@ -91,7 +91,9 @@ def _key(kind: str, customer: Customer, viewer: Viewer) -> str:
 
 
 def cached_cards(*, kind: str, customer: Customer, viewer: Viewer, build: Callable[[], T]) -> tuple[T, bool]:
-    """Return the cached value of ``kind`` ("page", "api") for this customer and viewer, building it on a miss.
+    """Return the cached value of ``kind`` for this customer and viewer, building it on a miss.
+
+    ``kind`` names the value and the selection ("page:all", "api:reorder", ...).
 
     Returns ``(value, hit)``. ``customer`` must carry its versions (``customer_get(with_versions=True)``).
     """

@@ -196,15 +196,19 @@ def description_version() -> RawSQL:
     return RawSQL(sql, ())  # noqa: S611 (no user input in the SQL)
 
 
-def recommendations_for_customer(*, user: UserLike, customer: Customer) -> list[Recommendation]:
+def recommendations_for_customer(
+    *, user: UserLike, customer: Customer, kind: str | None = None
+) -> list[Recommendation]:
     """Return the customer's recommendations from the active batch, best rank first (one query).
 
     Each comes with its product, batch, explanation and A/B exposure loaded: ``explanation_or_none(rec)``
     reads the explanation without another query. ``customer`` must come from ``customer_get`` (which
-    applied the user's scope).
+    applied the user's scope). ``kind``: only re-orders ("reorder") or only new products ("new").
     """
     return list(
-        active_recommendations(customer=customer).select_related("explanation", "exposure").defer("explanation__error")
+        active_recommendations(customer=customer, kind=kind)
+        .select_related("explanation", "exposure")
+        .defer("explanation__error")
     )
 
 

@@ -23,7 +23,7 @@ from outcomes.models import COMMENT_MAX_LENGTH, Outcome
 from outcomes.selectors import outcomes_by_recommendation_id
 from outcomes.services import exposures_for, exposures_mark_shown, exposures_mark_shown_by_id, outcome_record
 from recommendations.models import Customer, Recommendation
-from recommendations.selectors import customer_recent_purchases
+from recommendations.selectors import NEW, RECOMMENDATION_KINDS, REORDER, customer_recent_purchases
 from sales import selectors
 from sales.cache import CustomerCards, RenderedCard, cached_cards, customer_cards_render
 from sales.forms import CustomerFilterForm, OutcomeForm
@@ -102,9 +102,9 @@ class CardRow:
         return self.outcomes[0] if self.outcomes else None
 
 
-def _customer_cards(request: HttpRequest, customer: Customer, viewer: Viewer) -> CustomerCards:
+def _customer_cards(request: HttpRequest, customer: Customer, viewer: Viewer, kind: str) -> CustomerCards:
     """Build and render the customer's cards (a cache miss): recommendations, A/B arms, description."""
-    recommendations = selectors.recommendations_for_customer(user=request.user, customer=customer)
+    recommendations = selectors.recommendations_for_customer(user=request.user, customer=customer, kind=kind)
     # Showing the page to a sales person is the exposure the A/B test counts; others only read the arm.
     # Either way the missing arms are stored here, so that a cached page's exposures exist.
     if viewer.sales_only:
@@ -134,8 +134,13 @@ def customer_detail(request: HttpRequest, pseudonym: str) -> HttpResponse:
     except Customer.DoesNotExist:
         raise Http404(_("No customer with this pseudonym.")) from None
     viewer = viewer_for(request.user)
+    # The re-order / new filter is part of the cache key: each selection is its own list of cards.
+    kind = request.GET.get("kind") if request.GET.get("kind") in RECOMMENDATION_KINDS else ""
     page, hit = cached_cards(
-        kind="page", customer=customer, viewer=viewer, build=lambda: _customer_cards(request, customer, viewer)
+        kind=f"page:{kind or 'all'}",
+        customer=customer,
+        viewer=viewer,
+        build=lambda: _customer_cards(request, customer, viewer, kind),
     )
     ids = page.recommendation_ids
     if hit and viewer.sales_only and ids:
@@ -164,6 +169,8 @@ def customer_detail(request: HttpRequest, pseudonym: str) -> HttpResponse:
             "can_review_description": user_has_role(request.user, REVIEWER, ADMIN),
             "search_url": reverse("product-search") + "?" + urlencode({"customer": customer.pseudonym}),
             "outcome_kinds": Outcome.Kind.choices,
+            "kind": kind,
+            "kind_choices": [("", _("All")), (REORDER, _("Re-orders")), (NEW, _("New products"))],
             "comment_max_length": COMMENT_MAX_LENGTH,
         },
     )

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from recommendations.evaluation.confidence_doc import confidence_section_from_file
 from recommendations.evaluation.metrics import (
     PER_CUSTOMER_METRICS,
 )
@@ -148,6 +149,26 @@ full runs in all. Because test numbers were seen before the protocol was final, 
   validation to ~2% on test is that this signal carries over to the autumn (pre-Christmas) test window less
   well than to the spring and summer validation windows; this was deliberately not analysed on the test
   window, to keep it out of the tuning loop.
+"""
+
+
+def _kinds_section(result: Mapping) -> str:
+    rows = [
+        f"| {name} | {kind} | {k['recommendations']:,} | {k['share']:.1%} | {k['bought']:.3f} |"
+        for name, model in result["models"].items()
+        for kind, k in (model.get("test_by_kind") or {}).items()
+        if k["recommendations"]
+    ]
+    if not rows:
+        return ""
+    return f"""## Re-orders and new products (test window, top-10 lists)
+
+A recommendation is a re-order when the customer bought the item before the cutoff, new otherwise; bought =
+within {result["config"]["horizon_days"]} days after the cutoff.
+
+| model | kind | recommendations | share | bought |
+|---|---|---|---|---|
+{chr(10).join(rows)}
 """
 
 
@@ -295,7 +316,9 @@ publish one customer's outcome); small regions have wide intervals, so read them
 |---|---|---|---|
 {chr(10).join(params_rows)}
 
+{_kinds_section(result)}
 {_calibration_section(result)}
+{confidence_section_from_file()}
 {QUALITY_NOTES}
 Run time: {timings["total"]:.0f} s for evaluation (+ {timings.get("load", 0):.0f} s loading) with 2 threads
 (source: {cfg.get("source", "csv")}).

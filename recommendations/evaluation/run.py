@@ -28,6 +28,7 @@ from recommendations.evaluation.baselines import (
     rank_customers,
 )
 from recommendations.evaluation.calibration import calibration_report, replay_pairs
+from recommendations.evaluation.kinds import kind_report
 from recommendations.evaluation.metrics import (
     PER_CUSTOMER_METRICS,
     bootstrap_indices,
@@ -170,6 +171,10 @@ def run_evaluation(
                 replay_pairs(val_model, interactions, cutoff=folds[0].split.cutoff, **window),
                 replay_pairs(test_model, interactions, cutoff=split.cutoff, **window),
             )
+        by_kind = None
+        if family in EXPLAINABLE:
+            window = {"horizon_days": horizon_days, "exclusion_days": exclusion_days, "top_n": CALIBRATION_TOP_N}
+            by_kind = kind_report(test_model, interactions, cutoff=split.cutoff, **window)
         version = test_model.version()
         del val_model, test_model  # dense item x item tables: free them before the next family
         per_customer[family] = values
@@ -186,6 +191,8 @@ def run_evaluation(
         }
         if calibration is not None:
             models[family]["calibration"] = calibration
+        if by_kind is not None:
+            models[family]["test_by_kind"] = by_kind
         timings[f"final_{family}"] = round(time.perf_counter() - t0, 1)
         log(f"{family}: validation ndcg@10 {fold_means['validation_ndcg@10']:.4f}, test {test_metrics['ndcg@10']}")
 

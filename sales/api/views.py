@@ -100,15 +100,18 @@ class CustomerRecommendationsApi(APIView):
         "for every caller; the reason text only for callers allowed to read it (otherwise `reason` is null, "
         "`reason_status` is `under_review` and `template_text` is the reason built from the evidence alone), "
         "flags only for reviewers.",
-        parameters=[PSEUDONYM_PATH_PARAMETER],
-        responses={200: s.RecommendationSerializer(many=True), 401: UNAUTHENTICATED, 404: NOT_FOUND},
+        parameters=[PSEUDONYM_PATH_PARAMETER, s.RecommendationListParamsSerializer],
+        responses={200: s.RecommendationSerializer(many=True), 400: BAD_QUERY, 401: UNAUTHENTICATED, 404: NOT_FOUND},
     )
     def get(self, request: Request, pseudonym: str) -> Response:
+        params = s.RecommendationListParamsSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        kind = params.validated_data.get("kind")
         customer = _customer_or_404(request, pseudonym, with_versions=True)
         viewer = viewer_for(request.user)
 
         def build() -> list:
-            recommendations = selectors.recommendations_for_customer(user=request.user, customer=customer)
+            recommendations = selectors.recommendations_for_customer(user=request.user, customer=customer, kind=kind)
             cards = recommendation_cards(
                 recommendations=recommendations,
                 viewer=viewer,
@@ -117,8 +120,9 @@ class CustomerRecommendationsApi(APIView):
             )
             return list(s.RecommendationSerializer(cards, many=True).data)
 
-        # The serialized cards are cached by their versions, the language and the caller's roles (sales.cache).
-        data, _hit = cached_cards(kind="api", customer=customer, viewer=viewer, build=build)
+        # The serialized cards are cached by their versions, the filter, the language and the caller's roles
+        # (sales.cache).
+        data, _hit = cached_cards(kind=f"api:{kind or 'all'}", customer=customer, viewer=viewer, build=build)
         return Response(data)
 
 

@@ -187,3 +187,25 @@ def test_the_quality_page_says_segments_are_described_from_purchase_facts_withou
     page = client.get(reverse("quality")).content.decode()
     assert "Descriptions are written from purchase facts" in page
     assert "No ELM adapter reads customer vectors reliably yet." in page
+
+
+def test_quality_page_shows_the_confidence_models_test_measures(client, stored):
+    """AUC, within-list AUC and ECE against their goals, and bought vs mean confidence per rank and kind."""
+    # Given the served calibration carries the confidence model's test measures
+    metrics = {
+        "chosen": {"kind": "logistic"},
+        "test_rank_only_auc": 0.571,
+        "test": {
+            "pairs": 33680, "auc": 0.7218, "within_list_auc": 0.6247, "ece": 0.0166,
+            "by_rank": [{"rank": 1, "pairs": 3368, "buy_rate": 0.177, "mean_confidence": 0.187}],
+            "by_kind": {"reorder": {"pairs": 22610, "buy_rate": 0.148, "mean_confidence": 0.131}},
+        },
+    }  # fmt: skip
+    ConfidenceCalibration.objects.update(metrics=metrics)
+    # When a manager opens the page
+    html = _client_for(client, "manager").get("/quality/").content.decode()
+    # Then the measures and their goals are shown
+    assert 'id="confidence-model"' in html and "33,680 served recommendations" in html
+    assert "<td>0.722</td><td>≥ 0.75</td>" in html and "<td>0.625</td><td>≥ 0.60</td>" in html
+    assert "<td>0.0166</td><td>≤ 0.02</td>" in html
+    assert "<td>0.177</td><td>0.187</td>" in html and "Re-orders" in html
