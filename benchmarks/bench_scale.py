@@ -45,10 +45,10 @@ import threading
 import time
 
 import numpy as np
-from common import RESULTS, ROOT, LoadTrace, admin_conninfo, latency_summary, log, machine, now_iso, setup_django
+import scale_data
+from common import RESULTS, LoadTrace, latency_summary, log, machine, now_iso, setup_django
+from scale_data import DATA, DIM, _connect, generate, load
 
-DATA = ROOT / "benchmarks" / "data"
-DIM = 384
 RESULT_FILE = RESULTS / "scale.json"
 
 
@@ -68,197 +68,6 @@ def _save_section(name: str, value) -> None:
     data["machine"] = machine()
     RESULTS.mkdir(parents=True, exist_ok=True)
     RESULT_FILE.write_text(json.dumps(data, indent=2, default=float) + "\n")
-
-
-# --------------------------------------------------------------------------- generation
-
-
-def _real_data() -> tuple[np.ndarray, list[int], dict[int, list[tuple[int, float]]]]:
-    """Return the real product vectors, their ids, and each real customer's (product id, weight) list."""
-    setup_django()
-    from recommendations import profile
-    from recommendations.models import Customer, Product
-    from recommendations.vectors import fetch_vectors
-
-    vectors = fetch_vectors(Product._meta.db_table)
-    if len(vectors) < 100:
-        raise SystemExit("the benchmark database has no product embeddings yet: run benchmarks/setup_data.py")
-    ids = sorted(vectors)
-    matrix = np.stack([vectors[i] for i in ids]).astype(np.float32)
-    customer_ids = list(Customer.objects.filter(embedding__isnull=False).values_list("id", flat=True))
-    weights = profile.purchase_weights(customer_ids, reference=profile.reference_time())
-    known = set(ids)
-    templates = {
-        cid: [(pw.product_id, pw.weight) for pw in ws if pw.product_id in known and pw.weight > 0]
-        for cid, ws in weights.items()
-    }
-    customers = fetch_vectors(Customer._meta.db_table)
-    _real_data.customer_top1 = (np.stack(list(customers.values())) @ matrix.T).max(axis=1)
-    return matrix, ids, {cid: t for cid, t in templates.items() if t}
-
-
-def _normalize(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
-
-
-def generate(*, n_products: int, n_customers: int, seed: int) -> dict:
-    rng = np.random.default_rng(seed)
-    real, real_ids, templates = _real_data()
-    n_real = len(real)
-    log(f"real data: {n_real} products, {len(templates)} customer templates")
-    sims = real @ real.T
-    np.fill_diagonal(sims, -1)
-    # Each real product's cosine to its nearest other real product (a few descriptions embed identically).
-    nn_cos = np.clip(sims.max(axis=1), -1.0, 0.999)
-    neighbours = np.argsort(-sims, axis=1)[:, :10]
-    # Directions of variation: the real catalogue's covariance (eigen-decomposition, 384 x 384).
-    centered = real - real.mean(axis=0)
-    eigval, eigvec = np.linalg.eigh(centered.T @ centered / n_real)
-    scale = np.sqrt(np.clip(eigval, 0, None))
-
-    # Parents: every real product about equally often.
-    parents = np.resize(rng.permutation(n_real), n_products)
-    rng.shuffle(parents)
-    base = real[parents].copy()
-    mixed = rng.random(n_products) < 0.3
-    partner = neighbours[parents, rng.integers(0, 10, n_products)]
-    a = rng.uniform(0.5, 0.8, n_products)[:, None]
-    base[mixed] = a[mixed] * real[parents[mixed]] + (1 - a[mixed]) * real[partner[mixed]]
-    base = _normalize(base)
-    noise = (rng.standard_normal((n_products, DIM)) * scale) @ eigvec.T
-    noise -= np.sum(noise * base, axis=1, keepdims=True) * base  # orthogonal to the base
-    noise = _normalize(noise)
-    cos = rng.choice(nn_cos, n_products)
-    products = _normalize(cos[:, None] * base + np.sqrt(1 - cos[:, None] ** 2) * noise).astype(np.float32)
-    log(f"products: {n_products} (mixtures {mixed.mean():.0%})")
-
-    # Customers: real purchase lists mapped onto descendants of the purchased real products.
-    index_of = {pid: i for i, pid in enumerate(real_ids)}
-    order = np.argsort(parents, kind="stable")
-    starts = np.searchsorted(parents[order], np.arange(n_real + 1))
-    template_items = [np.array([index_of[p] for p, _ in t], dtype=np.int64) for t in templates.values()]
-    template_weights = [np.array([w for _, w in t], dtype=np.float64) for t in templates.values()]
-    customers = np.empty((n_customers, DIM), dtype=np.float32)
-    items_per_customer = np.empty(n_customers, dtype=np.int32)
-    chunk = 50_000
-    from scipy import sparse
-
-    for lo in range(0, n_customers, chunk):
-        hi = min(lo + chunk, n_customers)
-        rows, cols, vals = [], [], []
-        picks = rng.integers(0, len(template_items), hi - lo)
-        keep_p = rng.uniform(0.5, 1.0, hi - lo)
-        for r, (t, p) in enumerate(zip(picks, keep_p, strict=True)):
-            items, weights = template_items[t], template_weights[t]
-            keep = rng.random(len(items)) < p
-            if not keep.any():
-                keep[rng.integers(0, len(items))] = True
-            items, weights = items[keep], weights[keep] * rng.lognormal(0, 0.3, keep.sum())
-            counts = starts[items + 1] - starts[items]
-            children = order[starts[items] + (rng.random(len(items)) * counts).astype(np.int64)]
-            rows.append(np.full(len(items), r))
-            cols.append(children)
-            vals.append(weights)
-            items_per_customer[lo + r] = len(items)
-        w = sparse.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(hi - lo, n_products)
-        )
-        customers[lo:hi] = _normalize(np.asarray(w @ products, dtype=np.float32))
-        if (hi // chunk) % 4 == 0 or hi == n_customers:
-            log(f"customers: {hi:,}/{n_customers:,}")
-    DATA.mkdir(parents=True, exist_ok=True)
-    np.save(DATA / "products.npy", products)
-    np.save(DATA / "customers.npy", customers)
-    stats = {
-        "seed": seed,
-        "products": n_products,
-        "customers": n_customers,
-        "real_products": n_real,
-        "real_customer_templates": len(templates),
-        "mixture_share": float(mixed.mean()),
-        "real_nn_cosine_quantiles": np.quantile(nn_cos, [0.1, 0.5, 0.9]).round(3).tolist(),
-        "synthetic_parent_cosine_quantiles": np.quantile(cos, [0.1, 0.5, 0.9]).round(3).tolist(),
-        "items_per_customer_quantiles": np.quantile(items_per_customer, [0.1, 0.5, 0.9]).tolist(),
-        "real_items_per_customer_quantiles": np.quantile([len(t) for t in template_items], [0.1, 0.5, 0.9]).tolist(),
-    }
-    # Structure check: synthetic customers' top-1 product cosine vs real customers' over the real catalogue.
-    sample = customers[rng.choice(n_customers, 2000, replace=False)]
-    top1 = (sample @ products.T).max(axis=1)
-    stats["synthetic_customer_top1_cosine_quantiles"] = np.quantile(top1, [0.1, 0.5, 0.9]).round(3).tolist()
-    stats["real_customer_top1_cosine_quantiles"] = (
-        np.quantile(_real_data.customer_top1, [0.1, 0.5, 0.9]).round(3).tolist()
-    )
-    return stats
-
-
-# --------------------------------------------------------------------------- loading
-
-
-def _copy_binary(ids: np.ndarray, vectors: np.ndarray) -> bytes:
-    """Build PostgreSQL binary COPY data for rows (int4 id, vector) without a Python loop per row."""
-    n = len(ids)
-    row = np.dtype(
-        [
-            ("nf", ">i2"),
-            ("l1", ">i4"),
-            ("id", ">i4"),
-            ("l2", ">i4"),
-            ("dim", ">i2"),
-            ("unused", ">i2"),
-            ("v", ">f4", DIM),
-        ]
-    )
-    arr = np.empty(n, dtype=row)
-    arr["nf"], arr["l1"], arr["id"] = 2, 4, ids
-    arr["l2"], arr["dim"], arr["unused"] = 4 + 4 * DIM, DIM, 0
-    arr["v"] = vectors
-    header = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
-    return header + arr.tobytes() + (-1).to_bytes(2, "big", signed=True)
-
-
-def _connect(database: str, *, autocommit: bool = True):
-    import psycopg
-    from pgvector.psycopg import register_vector
-
-    conn = psycopg.connect(admin_conninfo(database), autocommit=autocommit)
-    register_vector(conn)
-    return conn
-
-
-def load(*, database: str) -> dict:
-    import psycopg
-
-    setup_django()
-    with psycopg.connect(admin_conninfo("postgres"), autocommit=True) as admin:
-        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone():
-            admin.execute(f'CREATE DATABASE "{database}"')
-    with psycopg.connect(admin_conninfo(database), autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-    stats = {}
-    for table, name in (("scale_product", "products"), ("scale_customer", "customers")):
-        vectors = np.load(DATA / f"{name}.npy", mmap_mode="r")
-        started = time.perf_counter()
-        with psycopg.connect(admin_conninfo(database)) as conn:
-            conn.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
-            conn.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY, embedding vector({DIM}) NOT NULL)")
-            with conn.cursor().copy(f"COPY {table} (id, embedding) FROM STDIN (FORMAT BINARY)") as cp:
-                step = 50_000
-                for lo in range(0, len(vectors), step):
-                    hi = min(lo + step, len(vectors))
-                    data = _copy_binary(np.arange(lo + 1, hi + 1, dtype=np.int64), np.asarray(vectors[lo:hi]))
-                    # One COPY stream: drop the per-chunk header and trailer except at the ends.
-                    if lo > 0:
-                        data = data[19:]
-                    if hi < len(vectors):
-                        data = data[:-2]
-                    cp.write(data)
-            conn.commit()
-        with _connect(database) as conn:
-            conn.execute(f"VACUUM ANALYZE {table}")
-            size = conn.execute(f"SELECT pg_total_relation_size('{table}')").fetchone()[0]
-        stats[table] = {"rows": len(vectors), "copy_s": time.perf_counter() - started, "table_mib": size / 2**20}
-        log(f"loaded {table}: {len(vectors):,} rows in {stats[table]['copy_s']:.0f} s, {size / 2**20:.0f} MiB")
-    return stats
 
 
 # --------------------------------------------------------------------------- indexes
@@ -317,9 +126,13 @@ class _Renicer:
 
 
 def build_index(
-    conn, *, table: str, name: str, kind: str, m: int, ef_construction: int, mem: str, workers: int, timeout_s: int
-) -> dict:
+    conn, *, table: str, name: str, kind: str, m: int | None, ef_construction: int | None, mem: str, workers: int,
+    timeout_s: int, lists: int | None = None,
+) -> dict:  # fmt: skip
+    """Build an HNSW index (``m``, ``ef_construction``), or an IVFFlat one with ``lists`` partitions."""
     expr, opclass, _ = KINDS[kind]
+    method = "ivfflat" if lists else "hnsw"
+    options = f"lists = {lists}" if lists else f"m = {m}, ef_construction = {ef_construction}"
     conn.execute(f"DROP INDEX IF EXISTS {name}")
     conn.execute(f"SET maintenance_work_mem = '{mem}'")
     conn.execute(f"SET max_parallel_maintenance_workers = {workers}")
@@ -331,10 +144,7 @@ def build_index(
     finished = True
     try:
         with _Renicer(conn):
-            conn.execute(
-                f"CREATE INDEX {name} ON {table} USING hnsw ({expr} {opclass}) "
-                f"WITH (m = {m}, ef_construction = {ef_construction})"
-            )
+            conn.execute(f"CREATE INDEX {name} ON {table} USING {method} ({expr} {opclass}) WITH ({options})")
     except Exception as exc:  # statement timeout: record how far it got
         finished = False
         notices.append(f"{type(exc).__name__}: {exc}")
@@ -342,13 +152,14 @@ def build_index(
     conn.execute("SET statement_timeout = 0")
     size = conn.execute("SELECT pg_relation_size(%s::regclass)", [name]).fetchone()[0] if finished else None
     out = {
-        "table": table, "index": name, "kind": kind, "m": m, "ef_construction": ef_construction,
+        "table": table, "index": name, "method": method, "kind": kind, "m": m, "ef_construction": ef_construction,
+        "lists": lists,
         "maintenance_work_mem": mem, "parallel_workers": workers, "finished": finished,
         "build_s": seconds, "index_mib": size / 2**20 if size else None, "notices": notices[-3:],
         "load": load_trace.as_dict(),
     }  # fmt: skip
     log(
-        f"built {name} ({kind}, m={m}, efc={ef_construction}, mem={mem}, workers={workers}): "
+        f"built {name} ({method} {kind}, {options}, mem={mem}, workers={workers}): "
         f"{'done' if finished else 'NOT finished'} in {seconds:.0f} s" + (f", {size / 2**20:.0f} MiB" if size else "")
     )
     return out
@@ -369,8 +180,12 @@ def exact_topk(base: np.ndarray, queries: np.ndarray, k: int = 10) -> np.ndarray
 
 
 def run_queries(conn, *, table: str, kind: str, queries: np.ndarray, truth: np.ndarray, ef_search: int,
-                rerank: int | None = None, exact: bool = False, warmup: int = 20) -> dict:  # fmt: skip
-    """Time each query (client side, one round trip) and compute recall@10 against ``truth``."""
+                rerank: int | None = None, exact: bool = False, warmup: int = 20,
+                probes: int | None = None) -> dict:  # fmt: skip
+    """Time each query (client side, one round trip) and compute recall@10 against ``truth``.
+
+    ``ef_search`` is HNSW's search width; with ``probes`` the index is IVFFlat and that many lists are scanned.
+    """
     from pgvector import Vector
 
     _, _, distance = KINDS[kind]
@@ -383,6 +198,8 @@ def run_queries(conn, *, table: str, kind: str, queries: np.ndarray, truth: np.n
         sql = f"SELECT id FROM {table} ORDER BY {distance} LIMIT 10"
     conn.execute(f"SET hnsw.ef_search = {ef_search}")
     conn.execute("SET hnsw.iterative_scan = off")
+    conn.execute(f"SET ivfflat.probes = {probes or 1}")
+    conn.execute("SET ivfflat.iterative_scan = off")
     conn.execute(f"SET enable_indexscan = {'off' if exact else 'on'}")
     conn.execute(f"SET max_parallel_workers_per_gather = {2 if exact else 0}")
     cur = conn.cursor()
@@ -398,7 +215,8 @@ def run_queries(conn, *, table: str, kind: str, queries: np.ndarray, truth: np.n
         hits += len({r[0] for r in got} & set(want.tolist()))
     conn.execute("RESET enable_indexscan")
     conn.execute("RESET max_parallel_workers_per_gather")
-    return {"ef_search": ef_search, "rerank": rerank, "exact": exact, "recall_at_10": hits / (10 * len(queries)),
+    return {"ef_search": None if probes else ef_search, "probes": probes, "rerank": rerank, "exact": exact,
+            "recall_at_10": hits / (10 * len(queries)),
             **latency_summary(times), "load": load_trace.as_dict()}  # fmt: skip
 
 
@@ -410,10 +228,18 @@ def _plan_uses_index(conn, *, table: str, kind: str, query: np.ndarray) -> bool:
     return any("Index Scan" in r[0] for r in plan)
 
 
-def curve(conn, *, table: str, kind: str, queries, truth, efs, rerank_sizes=(None,)) -> list[dict]:
+def curve(conn, *, table: str, kind: str, queries, truth, efs, rerank_sizes=(None,), probes=()) -> list[dict]:
+    """Recall and latency at each ``efs`` (HNSW), or at each of ``probes`` (IVFFlat) when given."""
     if not _plan_uses_index(conn, table=table, kind=kind, query=queries[0]):
         raise SystemExit(f"the {kind} query on {table} does not use the index")
     points = []
+    for n in probes:
+        point = run_queries(conn, table=table, kind=kind, queries=queries, truth=truth, ef_search=0, probes=n)
+        log(f"  {kind} probes={n}: recall {point['recall_at_10']:.3f}, p50 {point['p50_ms']:.1f} ms, "
+            f"p95 {point['p95_ms']:.1f} ms")  # fmt: skip
+        points.append(point)
+    if probes:
+        return points
     for rerank in rerank_sizes:
         # A re-ranked query needs at least ``rerank`` candidates from the index scan.
         for ef in sorted({rerank, *(e for e in efs if e > rerank)}) if rerank else efs:
@@ -468,10 +294,15 @@ def bench_products(*, database: str, n_queries: int, quick: bool) -> dict:
     return out
 
 
-def _parse_spec(spec: str) -> tuple[str, int, int]:
-    """``kind[:m[:ef_construction]]`` -> (kind, m, ef_construction); defaults m=16, ef_construction=64."""
+def _parse_spec(spec: str) -> dict:
+    """``kind[:m[:ef_construction]]`` (HNSW; defaults m=16, ef_construction=64) or ``ivf-kind[:lists]``
+    (IVFFlat, default 1000 lists) -> build_index's keyword arguments."""
     parts = spec.split(":")
-    return parts[0], int(parts[1]) if len(parts) > 1 else 16, int(parts[2]) if len(parts) > 2 else 64
+    if parts[0].startswith("ivf-"):
+        lists = int(parts[1]) if len(parts) > 1 else 1000
+        return {"kind": parts[0].removeprefix("ivf-"), "m": None, "ef_construction": None, "lists": lists}
+    m, efc = int(parts[1]) if len(parts) > 1 else 16, int(parts[2]) if len(parts) > 2 else 64
+    return {"kind": parts[0], "m": m, "ef_construction": efc, "lists": None}
 
 
 def bench_customers(*, database: str, sizes: list[int], n_queries: int, kinds: list[str], mem: str, workers: int,
@@ -496,20 +327,21 @@ def bench_customers(*, database: str, sizes: list[int], n_queries: int, kinds: l
                                              truth=truth[:50], ef_search=40, exact=True, warmup=2)  # fmt: skip
                 log(f"exact scan over {size:,} customers: p50 {entry['exact']['p50_ms']:.0f} ms")
             for spec in kinds:
-                kind, m, efc = _parse_spec(spec)
-                name = f"{table}_{kind}_m{m}_efc{efc}"
-                build = build_index(conn, table=table, name=name, kind=kind, m=m, ef_construction=efc, mem=mem,
-                                    workers=workers, timeout_s=timeout_s)  # fmt: skip
+                params = _parse_spec(spec)
+                kind, lists = params["kind"], params["lists"]
+                shape = f"ivf{lists}" if lists else f"m{params['m']}_efc{params['ef_construction']}"
+                name = f"{table}_{kind}_{shape}"
+                build = build_index(conn, table=table, name=name, mem=mem, workers=workers, timeout_s=timeout_s,
+                                    **params)  # fmt: skip
                 points = []
                 if build["finished"]:
                     reranks = (100, 200, 400) if kind == "bit" else (None,)
+                    probes = [p for p in (5, 10, 20, 40, 80) if p < lists] if lists else ()
                     points = curve(conn, table=table, kind=kind, queries=queries, truth=truth, efs=efs,
-                                   rerank_sizes=reranks)  # fmt: skip
-                entry["builds"] = [
-                    b
-                    for b in entry["builds"]
-                    if (b["build"]["kind"], b["build"]["m"], b["build"]["ef_construction"]) != (kind, m, efc)
-                ] + [{"build": build, "curve": points}]
+                                   rerank_sizes=reranks, probes=probes)  # fmt: skip
+                entry["builds"] = [b for b in entry["builds"] if b["build"]["index"] != name] + [
+                    {"build": build, "curve": points}
+                ]
                 conn.execute(f"DROP INDEX IF EXISTS {name}")
                 out["sizes"][str(size)] = entry
                 _save_section("customers", out)
@@ -530,7 +362,8 @@ def main() -> None:
     parser.add_argument(
         "--kinds",
         default="halfvec,vector",
-        help="customer indexes: kind[:m[:ef_construction]], kind in vector, halfvec, bit",
+        help="customer indexes: kind[:m[:ef_construction]] (HNSW) or ivf-kind[:lists] (IVFFlat), "
+        "kind in vector, halfvec, bit",
     )
     parser.add_argument("--mem", default="2GB", help="maintenance_work_mem for the customer index builds")
     parser.add_argument("--workers", type=int, default=1, help="max_parallel_maintenance_workers for those builds")
@@ -540,7 +373,7 @@ def main() -> None:
     if args.quick:
         # Its own data directory and database: a quick run never overwrites the full-size data.
         global DATA
-        DATA = DATA / "quick"
+        DATA = scale_data.DATA = DATA / "quick"
         args.database += "_quick"
         args.products, args.customers, args.queries, args.sizes = 10_000, 100_000, 200, "30000,100000"
     steps = ["generate", "load", "products", "customers"] if args.step == "all" else [args.step]

@@ -8,7 +8,7 @@ are the only definitions of those rules; every app imports them from here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import wraps
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -36,10 +36,13 @@ def user_roles(user: UserLike) -> frozenset[str]:
     cached = getattr(user, "_elm_roles", None)
     if cached is not None:
         return cached
-    if user.is_superuser:
-        roles = frozenset(ROLES)
-    else:
-        roles = frozenset(set(user.groups.values_list("name", flat=True)) & _GROUP_ROLES)
+    group_names = () if user.is_superuser else user.groups.values_list("name", flat=True)
+    return user_roles_remember(user, group_names=group_names)
+
+
+def user_roles_remember(user: AbstractBaseUser, *, group_names: Iterable[str]) -> frozenset[str]:
+    """Cache on ``user`` the roles its ``group_names`` give (read elsewhere, e.g. with the user) and return them."""
+    roles = frozenset(ROLES) if user.is_superuser else frozenset(set(group_names) & _GROUP_ROLES)
     user._elm_roles = roles
     return roles
 

@@ -66,6 +66,7 @@ class ReplayRecommendation(models.Model):
     arm = models.CharField(max_length=16, choices=Arm.choices)
     won = models.BooleanField(default=False)
     won_at = models.DateTimeField(null=True, blank=True)  # first purchase of the product after the cutoff
+    times_bought = models.PositiveIntegerField(default=0)  # orders of it before the cutoff (0 = new to them)
 
     class Meta:
         ordering = ["run_id", "customer_id", "rank"]

@@ -114,6 +114,20 @@ def deals_section(kpis: selectors.DealKpis) -> Section:
         )
     panels.append(
         Panel(
+            "deals-kinds",
+            _("Win rate: re-orders vs new products"),
+            t["deals-kinds"],
+            Chart(
+                _("Win rate by kind of recommendation"),
+                _("Won ÷ (won + lost) for products the customer bought before and for products new to them."),
+                [str(tables.KIND_LABELS[k.kind]) for k in kpis.kinds],
+                [_rate_series(_("Win rate"), [k.win_rate for k in kpis.kinds])],
+                percent=True,
+            ),
+        )
+    )
+    panels.append(
+        Panel(
             "deals-regions",
             _("Win rate by region"),
             t["deals-regions"],

@@ -33,6 +33,7 @@ from dashboard.stats import Difference, Rate, quantile
 from explanations.models import Explanation
 from outcomes.models import Exposure, Outcome
 from recommendations.models import Customer
+from recommendations.selectors import NEW, REORDER
 
 EXPLAINED, CONTROL = Exposure.Arm.EXPLAINED.value, Exposure.Arm.CONTROL.value
 ARMS = (EXPLAINED, CONTROL)
@@ -111,6 +112,21 @@ class ArmKpis:
 
 
 @dataclass(frozen=True)
+class KindDeals:
+    """Deals of one kind of recommendation: re-orders (bought before) or products new to the customer."""
+
+    kind: str  # recommendations.selectors.REORDER or NEW
+    shown: int
+    pitched: int
+    won: int
+    lost: int
+
+    @property
+    def win_rate(self) -> Rate:
+        return Rate(self.won, self.won + self.lost)
+
+
+@dataclass(frozen=True)
 class WeekPoint:
     week: dt.date
     values: dict[str, int]
@@ -140,6 +156,7 @@ class DealKpis:
     arms: dict[str, ArmKpis] = field(default_factory=dict)
     weeks: list[WeekPoint] = field(default_factory=list)
     regions: list[RegionDeals] = field(default_factory=list)
+    kinds: list[KindDeals] = field(default_factory=list)  # re-orders, then new products
     # Per rank (replay only): rank -> (recommendations, won)
     ranks: list[tuple[int, int, int]] = field(default_factory=list)
     replay: ReplayRun | None = None
@@ -175,6 +192,11 @@ class _Deal:
     decision: str | None = None  # "won" / "lost": the latest decisive outcome
     not_relevant: bool = False
     explained: bool = True
+    kind: str = NEW
+
+
+def _kind(times_bought: int | None) -> str:
+    return REORDER if times_bought else NEW
 
 
 def _week(value: dt.datetime | dt.date) -> dt.date:
@@ -187,14 +209,20 @@ def deal_kpis(*, user: UserLike, filters: Filters) -> DealKpis:
     exposures = Exposure.objects.filter(
         filters.in_period("first_shown_at"), first_shown_at__isnull=False, recommendation__customer__in=customers
     )
-    shown_by_arm = dict(exposures.order_by().values_list("arm").annotate(n=Count("pk")))
+    shown = list(
+        exposures.order_by()
+        .values_list("arm")
+        .annotate(n=Count("pk"), reorders=Count("pk", filter=Q(recommendation__times_bought__gt=0)))
+    )
+    shown_by_arm = {arm: n for arm, n, _ in shown}
+    shown_reorders = sum(r for _, _, r in shown)
     outcomes = Outcome.objects.filter(filters.in_period("created_at"), customer__in=customers)
     deals: dict[tuple[int, int], _Deal] = {}
     rows = outcomes.order_by("created_at", "pk").values_list(
-        "customer_id", "product_id", "kind", "explained", "customer__region"
+        "customer_id", "product_id", "kind", "explained", "customer__region", "recommendation__times_bought"
     )
-    for customer_id, product_id, kind, explained, region in rows:
-        deal = deals.setdefault((customer_id, product_id), _Deal(region=region))
+    for customer_id, product_id, kind, explained, region, times_bought in rows:
+        deal = deals.setdefault((customer_id, product_id), _Deal(region=region, kind=_kind(times_bought)))
         deal.explained = explained
         if kind == Outcome.Kind.NOT_RELEVANT:
             deal.not_relevant = True
@@ -205,22 +233,27 @@ def deal_kpis(*, user: UserLike, filters: Filters) -> DealKpis:
     kpis = DealKpis(shown=sum(shown_by_arm.values()))
     per_arm: dict[str, Counter] = {arm: Counter() for arm in ARMS}
     per_region: dict[str, Counter] = defaultdict(Counter)
+    per_kind: dict[str, Counter] = {
+        REORDER: Counter(shown=shown_reorders),
+        NEW: Counter(shown=kpis.shown - shown_reorders),
+    }
     for deal in deals.values():
         arm = EXPLAINED if deal.explained else CONTROL
         if deal.pitched:
             kpis.pitched += 1
-            per_arm[arm]["pitched"] += 1
-            per_region[deal.region]["pitched"] += 1
+            for counter in (per_arm[arm], per_region[deal.region], per_kind[deal.kind]):
+                counter["pitched"] += 1
+                if deal.decision:
+                    counter[deal.decision] += 1
             if deal.decision:
                 setattr(kpis, deal.decision, getattr(kpis, deal.decision) + 1)
-                per_arm[arm][deal.decision] += 1
-                per_region[deal.region][deal.decision] += 1
         elif deal.not_relevant:
             kpis.not_relevant += 1
     kpis.arms = {
         arm: ArmKpis(arm, shown_by_arm.get(arm, 0), c["pitched"], c["won"], c["lost"]) for arm, c in per_arm.items()
     }
     kpis.regions = [RegionDeals(region, c["pitched"], c["won"], c["lost"]) for region, c in sorted(per_region.items())]
+    kpis.kinds = [KindDeals(kind, c["shown"], c["pitched"], c["won"], c["lost"]) for kind, c in per_kind.items()]
     weekly: dict[dt.date, Counter] = defaultdict(Counter)
     for week, kind, n in (
         outcomes.annotate(week=TruncWeek("created_at")).order_by().values_list("week", "kind").annotate(n=Count("pk"))
@@ -264,9 +297,18 @@ def replay_deal_kpis(*, user: UserLike, filters: Filters, run: ReplayRun) -> Dea
     ]
     kpis.ranks = list(rows.order_by("rank").values_list("rank").annotate(n=Count("pk"), won=_won()))
     totals = rows.aggregate(
-        customers=Count("customer_id", distinct=True), customers_won=Count("customer_id", Q(won=True), distinct=True)
+        customers=Count("customer_id", distinct=True),
+        customers_won=Count("customer_id", Q(won=True), distinct=True),
+        reorders=Count("pk", filter=Q(times_bought__gt=0)),
+        reorders_won=Count("pk", filter=Q(times_bought__gt=0, won=True)),
     )
     kpis.customers, kpis.customers_won = totals["customers"], totals["customers_won"]
+    reorders, reorders_won = totals["reorders"], totals["reorders_won"]
+    new, new_won = kpis.shown - reorders, kpis.won - reorders_won
+    kpis.kinds = [
+        KindDeals(REORDER, reorders, reorders, reorders_won, reorders - reorders_won),
+        KindDeals(NEW, new, new, new_won, new - new_won),
+    ]
     kpis.weeks = [
         WeekPoint(_week(week), {"won": n})
         for week, n in rows.filter(won=True, won_at__isnull=False)

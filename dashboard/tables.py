@@ -86,6 +86,7 @@ def _rate_cells(rate: Rate) -> list:
 
 RATE_COLUMNS = (Column(_("Rate"), PCT), Column(_("95% low"), PCT), Column(_("95% high"), PCT))
 ARM_LABELS = {selectors.EXPLAINED: _("Explained (reason shown)"), selectors.CONTROL: _("Control (no reason)")}
+KIND_LABELS = {selectors.REORDER: _("Re-orders"), selectors.NEW: _("New products")}
 AGE_LABELS = dict(
     zip(selectors.AGE_KEYS, (_("Under 1 day"), _("1–2 days"), _("2–7 days"), _("Over 7 days")), strict=True)
 )
@@ -125,6 +126,19 @@ def deal_tables(kpis: selectors.DealKpis) -> dict[str, Table]:
                 [ARM_LABELS[arm], a.shown, a.pitched, a.won, a.lost, *_rate_cells(a.win_rate)]
                 for arm, a in kpis.arms.items()
             ],
+        ),
+        "deals-kinds": Table(
+            "deals-kinds",
+            _("Re-orders and new products"),
+            [
+                Column(_("Kind"), TEXT),
+                Column(_("Shown")),
+                Column(_("Pitched")),
+                Column(_("Won")),
+                Column(_("Lost")),
+                *RATE_COLUMNS,
+            ],
+            [[KIND_LABELS[k.kind], k.shown, k.pitched, k.won, k.lost, *_rate_cells(k.win_rate)] for k in kpis.kinds],
         ),
         "deals-regions": Table(
             "deals-regions",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -11,6 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+# Seconds a child gets to stop by itself (a Celery worker: finish or hand back its task) before the
+# cold shutdown, and after that before it is killed: Ctrl-C ends everything within about 10 s. Tasks
+# are idempotent and acknowledged late, so a task cut short is redelivered and done again.
+WARM_SECONDS = float(os.environ.get("ELM_STOP_WARM_SECONDS", 4))
+COLD_SECONDS = float(os.environ.get("ELM_STOP_COLD_SECONDS", 2))
+
 
 @dataclass
 class Child:
@@ -19,34 +26,82 @@ class Child:
     log: Path
     offset: int = 0  # size of the (appended) log when the process started
 
-    def stop(self, timeout: float = 30) -> None:
+    def stop(self, timeout: float = WARM_SECONDS) -> None:
         """Stop warmly, or at once when the wait times out or the user interrupts it again."""
         stop_all([self], timeout=timeout)
 
 
-def stop_all(children: Sequence[Child], *, timeout: float = 30) -> None:
-    """Stop every child warmly and in parallel; kill those left after ``timeout`` or a second Ctrl-C.
+def stop_on_signals() -> None:
+    """Turn SIGINT and SIGTERM into KeyboardInterrupt in this (main) thread, whatever was inherited.
 
-    All children get SIGTERM at once, so a busy worker's warm shutdown does not delay the others, and
-    an interrupt while waiting means "now" for every child still running, not only the one waited on.
+    A script that starts a command in the background (``cmd &``) starts it with SIGINT ignored, and
+    Python then installs no Ctrl-C handler of its own; the handler is installed here explicitly.
+    """
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+
+def _send(child: Child, signum: int, *, group: bool = False) -> None:
+    """Send ``signum`` to the child, or with ``group`` to its whole process group (pool processes included).
+
+    The children lead their own groups (``start_new_session``), so a terminal's Ctrl-C reaches only
+    this process, which then stops them in order; a child that does not lead one gets the signal alone.
+    """
+    # Only while the child is not reaped: until then its pid, and so its group id, cannot be reused.
+    if child.proc.poll() is not None:
+        return
+    try:
+        if group and os.getpgid(child.proc.pid) == child.proc.pid:
+            os.killpg(child.proc.pid, signum)
+        else:
+            os.kill(child.proc.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _wait_all(children: Sequence[Child], seconds: float) -> bool:
+    """Wait until every child has exited or ``seconds`` have passed; return False if interrupted meanwhile."""
+    deadline = time.monotonic() + seconds
+    try:
+        for child in children:
+            child.proc.wait(max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        pass
+    except KeyboardInterrupt:
+        return False
+    return True
+
+
+def stop_all(children: Sequence[Child], *, timeout: float = WARM_SECONDS, cold: float = COLD_SECONDS) -> None:
+    """Stop every child and its processes: warm, then cold after ``timeout``, then killed after ``cold`` more.
+
+    All children get SIGTERM at once (warm: a Celery worker finishes its current task, gunicorn its
+    requests), so one child's shutdown does not delay the others; the ones still running after
+    ``timeout`` get SIGQUIT (Celery's cold shutdown: its pool processes end now; gunicorn's quick
+    exit), and what still runs ``cold`` seconds later is killed with its whole process group. An
+    interrupt (a second Ctrl-C) while waiting skips to the kill, for every child still running.
     """
     alive = [c for c in children if c.proc.poll() is None]
-    # Warm shutdown: a Celery worker finishes (or, with acks_late, requeues) its current task.
     for child in alive:
-        child.proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    try:
-        for child in alive:
-            child.proc.wait(max(0.0, deadline - time.monotonic()))
-    except (subprocess.TimeoutExpired, KeyboardInterrupt):
-        pass  # "now": what still runs is killed below; its unacknowledged task is redelivered by the broker
+        _send(child, signal.SIGTERM)
+    if _wait_all(alive, timeout):
+        left = [c for c in alive if c.proc.poll() is None]
+        for child in left:
+            _send(child, signal.SIGQUIT)
+        _wait_all(left, cold)
     for child in alive:
-        if child.proc.poll() is None:
-            child.proc.kill()
+        _send(child, signal.SIGKILL, group=True)
+    for child in alive:
+        with contextlib.suppress(subprocess.TimeoutExpired, KeyboardInterrupt):
             child.proc.wait(5)
 
 
-def _spawn(name: str, cmd: list[str], *, log_dir: Path, env: dict, cwd: Path) -> Child:
+def spawn(name: str, cmd: list[str], *, log_dir: Path, env: dict, cwd: Path) -> Child:
+    """Start ``cmd`` in a session (and process group) of its own, its output appended to ``log_dir/<name>.log``."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{name}.log"
     offset = log.stat().st_size if log.exists() else 0
@@ -63,12 +118,12 @@ def start_worker(
         "-Q", queues, "-c", str(concurrency), "-n", f"{name}@%h",
         "--without-gossip", "--without-mingle", "--loglevel", "INFO",
     ]  # fmt: skip
-    return _spawn(name, cmd, log_dir=log_dir, env={**os.environ, **(env or {})}, cwd=cwd)
+    return spawn(name, cmd, log_dir=log_dir, env={**os.environ, **(env or {})}, cwd=cwd)
 
 
 def start_beat(*, log_dir: Path, cwd: Path, env: dict | None = None) -> Child:
     cmd = [sys.executable, "-m", "celery", "-A", "elmsite", "beat", "--loglevel", "INFO"]
-    return _spawn("beat", cmd, log_dir=log_dir, env={**os.environ, **(env or {})}, cwd=cwd)
+    return spawn("beat", cmd, log_dir=log_dir, env={**os.environ, **(env or {})}, cwd=cwd)
 
 
 def start_web(*, host: str, port: int, workers: int, log_dir: Path, cwd: Path, env: dict | None = None) -> Child:
@@ -77,7 +132,7 @@ def start_web(*, host: str, port: int, workers: int, log_dir: Path, cwd: Path, e
         "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", "4",
         "--access-logfile", "-", "--timeout", "60",
     ]  # fmt: skip
-    return _spawn("web", cmd, log_dir=log_dir, env={**os.environ, **(env or {})}, cwd=cwd)
+    return spawn("web", cmd, log_dir=log_dir, env={**os.environ, **(env or {})}, cwd=cwd)
 
 
 def wait_for_log(child: Child, marker: bytes, timeout: float = 90) -> None:

@@ -44,7 +44,15 @@ def _calibrate(job, payload) -> int:
         job.result = {**job.result, "calibration": "skipped", "reason": str(exc)}
         job.save(update_fields=["result"])
         return 1
-    job.result = {**job.result, "calibration_id": cal.pk, "ece_before": cal.ece_before, "ece_after": cal.ece_after}
+    test = (cal.metrics or {}).get("test", {})
+    job.result = {
+        **job.result,
+        "calibration_id": cal.pk,
+        "ece_before": cal.ece_before,
+        "ece_after": cal.ece_after,
+        "auc": test.get("auc"),
+        "within_list_auc": test.get("within_list_auc"),
+    }
     job.save(update_fields=["result"])
     return 1
 
@@ -81,6 +89,34 @@ register(
         label=_("Calibrate confidence"),
         plan=_unless_current(selectors.calibration_current),
         run_shard=_calibrate,
+    )
+)
+
+
+# Numbers for a whole batch: shards of this many recommendations (by customer) are array work, ~seconds each.
+NUMBERS_SHARD_SIZE = 5000
+
+
+def _plan_numbers(job) -> list[dict]:
+    ids = selectors.recommendations_without_numbers()
+    return [{"ids": chunk, "size": len(chunk)} for chunk in shard(ids, NUMBERS_SHARD_SIZE)]
+
+
+def _run_numbers(job, payload) -> int:
+    from explanations.services.numbers import explanation_numbers_compute
+
+    return explanation_numbers_compute(recommendation_ids=payload["ids"])
+
+
+# Every recommendation's numbers (evidence, necessity, concepts, word attributions, confidence) and its
+# template reason, before any language-model text: gpu queue, since new texts are encoded once.
+register(
+    JobKind(
+        name="explain_numbers",
+        label=_("Explain with numbers"),
+        plan=_plan_numbers,
+        run_shard=_run_numbers,
+        queue="gpu",
     )
 )
 

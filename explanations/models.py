@@ -176,6 +176,9 @@ class Explanation(ReviewedText):
     recommendation = models.OneToOneField(Recommendation, on_delete=models.CASCADE, related_name="explanation")
     # [{product_id, stock_code, description, weight, share}], shares sum to the score
     evidence = models.JSONField(default=list)
+    # What a sales person reads: at most five lines (purchase families, co-purchase facts, the rest, the
+    # popularity term) whose shares still sum to the score; see explanations.services.families.
+    evidence_groups = models.JSONField(default=dict, blank=True)
     evidence_residual = models.FloatField(default=0.0)  # score - sum(shares); ~0 by construction
     necessity = models.JSONField(default=dict)  # counterfactual without the top evidence
     concepts = models.JSONField(default=list)  # [{concept, customer_score, low, high, sensitivity}]
@@ -215,6 +218,30 @@ class LocalizedReason(ReviewedText):
 
     def __str__(self) -> str:
         return f"{self.language} reason of {self.explanation_id}"
+
+
+class MaskedText(models.Model):
+    """A text's one-word-masked encodings, customer-independent: word attributions become dot products.
+
+    Keyed by the text's hash and the encoder version (explanations.services.word_cache).
+    """
+
+    text_hash = models.CharField(max_length=64)
+    encoder_version = models.CharField(max_length=128)
+    text = models.TextField()
+    words = models.JSONField(default=list)
+    token_spans = models.JSONField(default=list)
+    tokens = models.JSONField(default=list)
+    vectors = models.BinaryField()  # float32, (words + 1) x dimensions, unit rows: [text, word 1 masked, ...]
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["text_hash", "encoder_version"], name="masked_text_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.text[:60]
 
 
 class AppendOnlyError(Exception):
@@ -350,11 +377,20 @@ class PolicyTerm(models.Model):
 
 
 class ConfidenceCalibration(models.Model):
-    """A score -> probability map fitted on a temporal holdout of the real data, with its test ECE."""
+    """The confidence model fitted on temporal folds of the real data, with its test-window measures.
+
+    For the hybrid: a purchase-probability classifier over features a sales manager recognises
+    (``explanations.confidence_model``), pickled in ``artifact``, calibrated on a later fold; ``metrics``
+    holds the test window's AUC, within-list AUC, ECE, per-rank and re-order/new rows. Older rows (and the
+    embedding recommender's) map the score alone to a probability (``params``, no artifact).
+    """
 
     recommender = models.CharField(max_length=64)
-    method = models.CharField(max_length=16)
+    method = models.CharField(max_length=32)
     params = models.JSONField()
+    version = models.CharField(max_length=64, blank=True)
+    artifact = models.BinaryField(null=True, editable=False)  # the fitted FittedConfidence, pickled
+    metrics = models.JSONField(default=dict, blank=True)
     validation_cutoff = models.DateTimeField()
     test_cutoff = models.DateTimeField()
     horizon_days = models.PositiveSmallIntegerField()

@@ -8,6 +8,7 @@ other way round).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -88,6 +89,9 @@ class EvidenceLine:
     kind: str = "purchase"  # or "popularity": the hybrid's non-personal base term
     product_id: int | None = None  # None for the aggregated rest and the popularity term
     weight: float | None = None  # the purchase's recency/quantity weight in the profile
+    family: str = ""  # a grouped line's family word ("lantern"); its description is the family's top purchase
+    co_buyers_rate: float | None = None  # share of the buyers of this purchase who also bought the item
+    co_buyers: int | None = None  # how many customers bought this purchase
 
     @property
     def is_rest(self) -> bool:
@@ -98,11 +102,32 @@ class EvidenceLine:
         return self.kind == "popularity"
 
     @property
+    def is_repeat(self) -> bool:
+        """The line is the recommended product itself, bought before."""
+        return self.kind == "self"
+
+    @property
+    def is_family(self) -> bool:
+        return self.kind == "family"
+
+    @property
+    def others(self) -> int:
+        """Purchases of the family besides the one named."""
+        return max(0, (self.count or 1) - 1) if self.is_family else 0
+
+    @property
+    def co_buyers_percent(self) -> float | None:
+        return None if self.co_buyers_rate is None else self.co_buyers_rate * 100
+
+    @property
     def line_kind(self) -> str:
-        """What the line stands for: "purchase", "rest" (the aggregated other purchases) or "popularity"."""
+        """What the line stands for: "purchase", "family" (similar purchases grouped), "self" (the item itself,
+        bought before), "rest" (the aggregated other purchases) or "popularity"."""
         if self.is_base:
             return "popularity"
-        return "rest" if self.is_rest else "purchase"
+        if self.is_rest:
+            return "rest"
+        return self.kind if self.kind in ("family", "self") else "purchase"
 
 
 @dataclass(frozen=True)
@@ -161,6 +186,32 @@ def evidence_lines(rows: Sequence[dict], score: float) -> list[EvidenceLine]:
                 kind=row.get("kind") or "purchase",
                 product_id=product_id,
                 weight=float(weight) if weight is not None else None,
+            )
+        )
+    return lines
+
+
+def evidence_group_lines(groups: dict | None, score: float) -> list[EvidenceLine]:
+    """Return the concise evidence (``Explanation.evidence_groups``): at most five lines summing to ``score``."""
+    lines = []
+    for row in (groups or {}).get("lines") or []:
+        share = float(row.get("share") or 0.0)
+        percent = share / score * 100 if score else 0.0
+        product_id = row.get("product_id")
+        rate = row.get("co_buyers_rate")
+        lines.append(
+            EvidenceLine(
+                description=row.get("description") or "",
+                stock_code=row.get("stock_code") if product_id is not None else None,
+                share=share,
+                percent=percent,
+                bar_percent=round(max(0.0, min(100.0, percent)), 2),
+                count=row.get("count"),
+                kind=row.get("kind") or "purchase",
+                product_id=product_id,
+                family=row.get("family") or "",
+                co_buyers_rate=float(rate) if rate is not None else None,
+                co_buyers=row.get("co_buyers"),
             )
         )
     return lines
@@ -236,3 +287,34 @@ def necessity_view(data: dict | None, *, top_n: int) -> Necessity | None:
 def concepts_shared_first(concepts: Sequence[dict] | None) -> list[dict]:
     """Return an explanation's concepts, shared ones first (stable within each group)."""
     return sorted(concepts or [], key=lambda c: not c.get("shared"))
+
+
+# --------------------------------------------------------------------------- confidence
+
+# Bands of the calibrated purchase probability, highest first: (lowest probability, band, label). About one
+# served recommendation in nine is bought within 90 days, so "medium" is around that and "high" twice it.
+CONFIDENCE_BANDS = ((0.20, "high", _("High")), (0.08, "medium", _("Medium")), (-math.inf, "low", _("Low")))
+
+
+@dataclass(frozen=True)
+class ConfidenceView:
+    """The confidence as a sales person reads it: its band and what the figure means, in one line."""
+
+    band: str  # "high", "medium" or "low"
+    label: str
+    meaning: str
+
+
+def confidence_view(probability: float | None) -> ConfidenceView | None:
+    """Return the band and one-line meaning of a calibrated probability (None: not calibrated yet)."""
+    if probability is None or not math.isfinite(probability):
+        return None
+    band, label = next((b, lbl) for low, b, lbl in CONFIDENCE_BANDS if probability >= low)
+    count = round(probability * 100)
+    if count < 1:
+        meaning = _("Fewer than 1 in 100 recommendations like this one led to a purchase within 90 days.")
+    else:
+        meaning = _("About %(count)d in 100 recommendations like this one led to a purchase within 90 days.") % {
+            "count": count
+        }
+    return ConfidenceView(band, str(label), str(meaning))

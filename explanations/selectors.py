@@ -234,14 +234,24 @@ def customer_description_for(*, user: UserLike, customer) -> tuple[CustomerDescr
     Reviewers, managers and admins read every text with its review state; sales read approved texts only.
     The customer must come from ``customer_queryset_for(user)`` (the caller's scoped read).
     """
+    description = customer_description_get(customer=customer)
+    return description, customer_description_readable(user=user, description=description)
+
+
+def customer_description_get(*, customer) -> CustomerDescription | None:
+    """Return the customer's description, or None (one query); who may read it: ``customer_description_readable``."""
+    return CustomerDescription.objects.filter(customer=customer).first()
+
+
+def customer_description_readable(*, user: UserLike, description: CustomerDescription | None) -> bool:
+    """Return whether ``user`` may read the text of ``description`` (sales: approved texts only)."""
     from core.permissions import ADMIN, MANAGER, REVIEWER, user_has_role
 
-    description = CustomerDescription.objects.filter(customer=customer).first()
     if description is None:
-        return None, False
+        return False
     if user_has_role(user, REVIEWER, MANAGER, ADMIN):
-        return description, True
-    return description, description.status == CustomerDescription.Status.APPROVED
+        return True
+    return description.status == CustomerDescription.Status.APPROVED
 
 
 # --------------------------------------------------------------------------- what the explanation jobs work on
@@ -251,8 +261,11 @@ def recommendations_to_explain(*, customers: int | None = None, ranks: int | Non
     """Return ids of active-batch recommendations without an explanation (or a failed one), most active first."""
     from recommendations.models import Customer, Recommendation
 
+    # Numbers first (explain_numbers writes them with the template reason), words later: a row with
+    # numbers and no text yet still waits for its reason.
+    words_pending = Q(explanation__status=Explanation.Status.GENERATED, explanation__reason_text="")
     qs = Recommendation.objects.filter(
-        Q(explanation__isnull=True) | Q(explanation__status=Explanation.Status.FAILED),
+        Q(explanation__isnull=True) | Q(explanation__status=Explanation.Status.FAILED) | words_pending,
         batch__status=RecommendationBatch.Status.ACTIVE,
     )
     if ranks:
@@ -262,6 +275,19 @@ def recommendations_to_explain(*, customers: int | None = None, ranks: int | Non
         most_active = Customer.objects.filter(embedding__isnull=False).order_by("-order_count", "id")
         qs = qs.filter(customer_id__in=list(most_active.values_list("id", flat=True)[:customers]))
     return list(qs.values_list("id", flat=True))
+
+
+def recommendations_without_numbers() -> list[int]:
+    """Return ids of active-batch recommendations whose numbers (evidence, confidence, words) are missing,
+    by customer (a shard then loads each customer's purchases once)."""
+    from recommendations.models import Recommendation
+
+    return list(
+        Recommendation.objects.filter(batch__status=RecommendationBatch.Status.ACTIVE)
+        .exclude(explanation__versions__has_key="numbers")
+        .order_by("customer_id", "rank")
+        .values_list("id", flat=True)
+    )
 
 
 def concepts_current() -> bool:

@@ -17,6 +17,7 @@ STEPS: tuple[str, ...] = (
     "recommend",
     "train_concepts",
     "calibrate",
+    "explain_numbers",
     "train_elm",
     "explain",
     "describe_customers",
@@ -36,11 +37,12 @@ def steps(*kinds: str) -> tuple[str, ...]:
 # Vectors: products first (the customer vectors are weighted means of them).
 EMBED = steps("embed_products", "embed_customers")
 # What ``explain`` needs fitted before it runs (each step reuses its last result while vectors are unchanged).
-EXPLAIN = steps("train_concepts", "calibrate", "explain")
-# Beat's nightly refresh (jobs.tasks.nightly_refresh): new vectors, a new batch, explanations for new lines.
-NIGHTLY = steps(*EMBED, "recommend", "explain")
-# The demo before it serves: everything from vectors to the first explanations.
-DEMO = steps(*EMBED, "recommend", "train_concepts", "calibrate", "train_elm", "explain")
+EXPLAIN = steps("train_concepts", "calibrate", "explain_numbers", "explain")
+# Beat's nightly refresh (jobs.tasks.nightly_refresh): new vectors, a new batch, the numbers of every line,
+# then reasons for new lines.
+NIGHTLY = steps(*EMBED, "recommend", "explain_numbers", "explain")
+# The demo before it serves: everything from vectors to every recommendation's numbers and the first reasons.
+DEMO = steps(*EMBED, "recommend", "train_concepts", "calibrate", "explain_numbers", "train_elm", "explain")
 # The demo in the background while the site serves: the fuller adapter, then the rest explained and described.
 DEMO_BACKGROUND = steps("train_elm", "explain", "describe_customers")
 # The manager dashboard's replay of a past cutoff, then the customer segments.

@@ -37,7 +37,12 @@ def control_recommendation_ids(*, recommendations: Sequence[Recommendation]) -> 
 
 def outcomes_by_recommendation(*, recommendations: Sequence[Recommendation]) -> dict[int, list[Outcome]]:
     """Return each recommendation's outcomes, newest first, keyed by recommendation id (one query)."""
-    ids = [r.pk for r in recommendations]
+    return outcomes_by_recommendation_id(recommendation_ids=[r.pk for r in recommendations])
+
+
+def outcomes_by_recommendation_id(*, recommendation_ids: Sequence[int]) -> dict[int, list[Outcome]]:
+    """Return the outcomes of the recommendations with these ids, newest first, keyed by id (one query)."""
+    ids = list(recommendation_ids)
     result: dict[int, list[Outcome]] = {pk: [] for pk in ids}
     if not ids:
         return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -76,16 +77,26 @@ def exposures_mark_shown(*, recommendations: Sequence[Recommendation]) -> dict[i
     if not recommendations:
         return {}
     exposures = exposures_for(recommendations=recommendations)
-    now = timezone.now()
-    # One UPDATE for the whole page; first_shown_at keeps the first time.
-    Exposure.objects.filter(recommendation_id__in=list(exposures)).update(
-        show_count=F("show_count") + 1, last_shown_at=now, first_shown_at=Coalesce(F("first_shown_at"), now)
-    )
+    now = exposures_mark_shown_by_id(recommendation_ids=list(exposures))
     for exposure in exposures.values():
         exposure.first_shown_at = exposure.first_shown_at or now
         exposure.last_shown_at = now
         exposure.show_count += 1
     return exposures
+
+
+def exposures_mark_shown_by_id(*, recommendation_ids: Sequence[int]) -> datetime:
+    """Record that the recommendations, whose exposures exist, were shown to a sales person now (one UPDATE).
+
+    For a page whose exposures were assigned when it was first rendered (its cards are cached);
+    otherwise use ``exposures_mark_shown``, which assigns missing ones. Returns the time recorded.
+    """
+    now = timezone.now()
+    # first_shown_at keeps the first time.
+    Exposure.objects.filter(recommendation_id__in=list(recommendation_ids)).update(
+        show_count=F("show_count") + 1, last_shown_at=now, first_shown_at=Coalesce(F("first_shown_at"), now)
+    )
+    return now
 
 
 def _validate(*, kind: str, comment: str) -> str:

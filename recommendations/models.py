@@ -217,6 +217,11 @@ class Recommendation(models.Model):
     rank = models.PositiveSmallIntegerField()
     score = models.FloatField()
     generated_at = models.DateTimeField()
+    # Re-order or new (recommendations.services.reorder), as of the batch: orders (days with a purchase)
+    # that included this product, the day of the latest, and the mean days between them (None below two).
+    times_bought = models.PositiveIntegerField(default=0)
+    last_bought = models.DateField(null=True, blank=True)
+    usual_interval_days = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["customer_id", "rank"]
@@ -227,6 +232,11 @@ class Recommendation(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.rank} {self.product_id} for {self.customer_id} ({self.score:.3f})"
+
+    @property
+    def is_reorder(self) -> bool:
+        """Whether the customer bought this product before the batch (else it is new to them)."""
+        return self.times_bought > 0
 
 
 class EvaluationRun(FSMModelMixin, models.Model):

@@ -19,6 +19,24 @@ from recommendations.models import Customer, ImportRun, Purchase, Recommendation
 
 RECENT_PURCHASES_DEFAULT = 20
 RECENT_PURCHASES_MAX = 100
+# Re-order or new: the two kinds of recommendation sales filter by (``?kind=`` on the page and the API).
+REORDER = "reorder"
+NEW = "new"
+RECOMMENDATION_KINDS = (REORDER, NEW)
+
+
+def recommendation_kind(recommendation: Recommendation) -> str:
+    """Return REORDER when the customer bought the product before the batch, else NEW."""
+    return REORDER if recommendation.times_bought > 0 else NEW
+
+
+def recommendations_of_kind(recommendations: QuerySet[Recommendation], kind: str | None) -> QuerySet[Recommendation]:
+    """Keep only re-orders or only new products (``kind`` None or empty: all)."""
+    if not kind:
+        return recommendations
+    if kind not in RECOMMENDATION_KINDS:
+        raise ValueError(f"unknown recommendation kind {kind!r}")
+    return recommendations.filter(times_bought__gt=0) if kind == REORDER else recommendations.filter(times_bought=0)
 
 
 def outer_customer_recommendations() -> QuerySet[Recommendation]:
@@ -39,14 +57,15 @@ def active_recommendation_count() -> Coalesce:
     return per_customer_count(outer_customer_recommendations())
 
 
-def active_recommendations(*, customer: Customer) -> QuerySet[Recommendation]:
+def active_recommendations(*, customer: Customer, kind: str | None = None) -> QuerySet[Recommendation]:
     """Return the customer's recommendations from the active batch, best rank first, with product and batch.
 
     Recommendations of running, superseded or failed batches are never returned. ``customer`` must
-    come from a scoped read (``accounts.selectors.customer_get``).
+    come from a scoped read (``accounts.selectors.customer_get``). ``kind``: only re-orders or only new.
     """
+    active = Recommendation.objects.filter(customer=customer, batch__status=RecommendationBatch.Status.ACTIVE)
     return (
-        Recommendation.objects.filter(customer=customer, batch__status=RecommendationBatch.Status.ACTIVE)
+        recommendations_of_kind(active, kind)
         .select_related("product", "batch")
         .defer("product__embedding")
         .order_by("rank")

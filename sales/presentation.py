@@ -16,15 +16,19 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
+from django.utils.translation import gettext, ngettext
 
 from core.permissions import UserLike, user_is_reviewer, user_is_sales_only
 from explanations.models import Explanation
 from explanations.presentation import (
+    ConfidenceView,
     EvidenceLine,
     Necessity,
     ReasonSegment,
     WordHighlight,
     concepts_shared_first,
+    confidence_view,
+    evidence_group_lines,
     evidence_lines,
     flag_view,
     necessity_view,
@@ -33,6 +37,7 @@ from explanations.presentation import (
 )
 from explanations.review import reader_language, reason_readable, reason_refused, reviewed_text_in
 from recommendations.models import Recommendation
+from recommendations.selectors import NEW, REORDER, recommendation_kind
 
 REASON_VISIBLE = "visible"
 REASON_UNDER_REVIEW = "under_review"
@@ -89,6 +94,7 @@ class ExplanationCard:
     evidence_words_description: str
     evidence_words_product_id: int | None
     confidence: float | None  # calibrated probability of a purchase within 90 days
+    confidence_view: ConfidenceView | None  # its band (high / medium / low) and one-line meaning
     consistency: float | None  # of the reason text: None when the viewer may not read it
     versions: dict
     generated_at: datetime
@@ -136,6 +142,12 @@ class Card:
     generated_at: datetime
     explanation: ExplanationCard | None
     control_badge: bool  # the A/B control arm, labelled for viewers who are not sales only
+    kind: str = NEW  # REORDER (the customer bought it before) or NEW
+    history: str = ""  # "Re-order: bought 4 times, last on 2011-10-02, about every 35 days" or "New to ..."
+
+    @property
+    def is_reorder(self) -> bool:
+        return self.kind == REORDER
 
 
 def recommendation_card(
@@ -174,7 +186,25 @@ def recommendation_card(
         generated_at=recommendation.generated_at,
         explanation=panel,
         control_badge=control and not viewer.sales_only,
+        kind=recommendation_kind(recommendation),
+        history=history_text(recommendation),
     )
+
+
+def history_text(recommendation: Recommendation) -> str:
+    """Say whether the customer bought the product before: how often, when last, their usual interval."""
+    times = recommendation.times_bought
+    if not times or recommendation.last_bought is None:
+        return gettext("New to this customer")
+    text = ngettext(
+        "Re-order: bought once, last on %(date)s",
+        "Re-order: bought %(count)d times, last on %(date)s",
+        times,
+    ) % {"count": times, "date": recommendation.last_bought.isoformat()}
+    if recommendation.usual_interval_days is not None:
+        days = max(round(recommendation.usual_interval_days), 1)
+        text += ngettext(", about every day", ", about every %(days)d days", days) % {"days": days}
+    return text
 
 
 # Stands in for the viewer where a card cannot depend on it: no explanation, not in the control arm.
@@ -240,8 +270,10 @@ def _explanation_card(
     text = (reviewed.reason_text or None) if visible else None
     words = explanation.word_attributions or {}
     evidence_attr = words.get("evidence") or {}
-    evidence = tuple(evidence_lines(explanation.evidence or [], recommendation.score))
-    top = next((line for line in evidence if line.product_id is not None), None)
+    # The concise lines (families, co-purchase facts) when the numbers pass wrote them; else the purchases.
+    grouped = evidence_group_lines(explanation.evidence_groups, recommendation.score)
+    evidence = tuple(grouped or evidence_lines(explanation.evidence or [], recommendation.score))
+    top = next((line for line in evidence if line.product_id is not None and not line.is_repeat), None)
     top_n = recommendation.batch.params.get("top_n") or settings.ELM_RECOMMENDATIONS_PER_CUSTOMER
     return ExplanationCard(
         status=explanation.status,
@@ -263,6 +295,7 @@ def _explanation_card(
         evidence_words_description=evidence_attr.get("text") or (top.description if top else ""),
         evidence_words_product_id=evidence_attr.get("product_id"),
         confidence=explanation.confidence,
+        confidence_view=confidence_view(explanation.confidence),
         # Measured on the English text only (the encoder reads English).
         consistency=explanation.consistency if visible and reviewed is explanation else None,
         versions=dict(explanation.versions or {}),

@@ -12,20 +12,23 @@ from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
 from django.db.models import Exists, F, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.translation import gettext
 
 # Through the module: every read below looks the scoping hook up at call time (one hook for all).
 from accounts import selectors as scoping
 from core.permissions import UserLike
+from explanations.models import CustomerDescription, Explanation, LocalizedReason
 from explanations.selectors import (
     customer_concept_scores,
     explained_recommendation_count,
     localized_reasons_prefetch,
 )
 from jobs.models import Job
+from outcomes.models import Exposure
 from outcomes.selectors import open_recommendation_count, open_recommendations
-from recommendations.models import Customer, Recommendation, RecommendationBatch
+from recommendations.models import Customer, Product, Recommendation, RecommendationBatch
 from recommendations.selectors import active_recommendation_count, active_recommendations
 
 EXPLAIN_JOB_KIND = "explain"
@@ -129,12 +132,15 @@ def _local_midnight(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
-def customer_get(*, user: UserLike, pseudonym: str, with_concepts: bool = False) -> Customer:
+def customer_get(
+    *, user: UserLike, pseudonym: str, with_concepts: bool = False, with_versions: bool = False
+) -> Customer:
     """Return the customer with ``pseudonym`` if ``user`` may see it; raise Customer.DoesNotExist otherwise.
 
     The customer carries ``recommendation_count`` and ``explained_count``; with ``with_concepts``
     also ``concept_scores``: its usable, active concepts as ``[{name, description, score, low, high}]``
-    (90% interval), highest score first. One query.
+    (90% interval), highest score first; with ``with_versions`` also ``cards_version`` and
+    ``description_version`` (see ``cards_version``), the keys of its cached cards. One query.
     """
     annotations = {
         "recommendation_count": active_recommendation_count(),
@@ -142,20 +148,79 @@ def customer_get(*, user: UserLike, pseudonym: str, with_concepts: bool = False)
     }
     if with_concepts:
         annotations["concept_scores"] = customer_concept_scores()
+    if with_versions:
+        annotations["cards_version"] = cards_version()
+        annotations["description_version"] = description_version()
     return scoping.customer_get(user=user, pseudonym=pseudonym, annotate=annotations)
 
 
+def _tables() -> dict[str, str]:
+    models = {
+        "customer": Customer,
+        "recommendation": Recommendation,
+        "batch": RecommendationBatch,
+        "product": Product,
+        "explanation": Explanation,
+        "localized": LocalizedReason,
+        "exposure": Exposure,
+        "description": CustomerDescription,
+    }
+    return {name: model._meta.db_table for name, model in models.items()}
+
+
+def cards_version() -> RawSQL:
+    """A digest of everything the customer's recommendation cards show (an expression on Customer).
+
+    It changes whenever a card's content may: the active batch (a new batch activates), each
+    recommendation (rank, score, product), the product's code and description, any column of the
+    explanation (a reason approved, edited, withdrawn; confidence recalibrated; evidence redone),
+    the stored A/B arm, and the customer's purchase totals (whether an item is bought again). The
+    explanation row is digested whole, so a column added later is covered without touching this; so are
+    its texts in the other languages (each reviewed on its own).
+    Null when the customer has no active recommendations.
+    """
+    t = _tables()
+    c = f'"{t["customer"]}"'  # the outer query's customer
+    sql = f"""
+        SELECT md5(string_agg(concat_ws('|', r.id, r.rank, r.score, b.id, b.params::text, p.stock_code,
+                                        p.description, coalesce(x.arm, '-'), coalesce(md5(e::text), '-'),
+                                        coalesce((SELECT md5(string_agg(l::text, ',' ORDER BY l.language))
+                                                    FROM "{t["localized"]}" l WHERE l.explanation_id = e.id), '-')),
+                              ',' ORDER BY r.rank, r.id)
+                   || '|' || {c}.order_count || '|' || coalesce({c}.last_purchase_at::text, '-'))
+          FROM "{t["recommendation"]}" r
+          JOIN "{t["batch"]}" b ON b.id = r.batch_id AND b.status = %s
+          JOIN "{t["product"]}" p ON p.id = r.product_id
+          LEFT JOIN "{t["explanation"]}" e ON e.recommendation_id = r.id
+          LEFT JOIN "{t["exposure"]}" x ON x.recommendation_id = r.id
+         WHERE r.customer_id = {c}.id
+    """  # noqa: S608 (table names from the models, the status a parameter)
+    return RawSQL(sql, (RecommendationBatch.Status.ACTIVE,))  # noqa: S611 (no user input in the SQL)
+
+
+def description_version() -> RawSQL:
+    """A digest of the customer's description row (any column), or null when it has none."""
+    t = _tables()
+    sql = f'SELECT md5(d::text) FROM "{t["description"]}" d WHERE d.customer_id = "{t["customer"]}".id'  # noqa: S608
+    return RawSQL(sql, ())  # noqa: S611 (no user input in the SQL)
+
+
 def recommendations_for_customer(
-    *, user: UserLike, customer: Customer, language: str | None = None
+    *, user: UserLike, customer: Customer, kind: str | None = None, language: str | None = None
 ) -> list[Recommendation]:
     """Return the customer's recommendations from the active batch, best rank first (one query).
 
     Each comes with its product, batch, explanation and A/B exposure loaded: ``explanation_or_none(rec)``
     reads the explanation without another query. ``customer`` must come from ``customer_get`` (which
-    applied the user's scope). For a reader of another ``language`` than English, the explanations'
-    texts in it are loaded too (one more query).
+    applied the user's scope). ``kind``: only re-orders ("reorder") or only new products ("new"). For a
+    reader of another ``language`` than English, the explanations' texts in it are loaded too (one
+    more query).
     """
-    qs = active_recommendations(customer=customer).select_related("explanation", "exposure").defer("explanation__error")
+    qs = (
+        active_recommendations(customer=customer, kind=kind)
+        .select_related("explanation", "exposure")
+        .defer("explanation__error")
+    )
     prefetch = localized_reasons_prefetch(language=language or settings.LANGUAGE_CODE, through="explanation__")
     return list(qs.prefetch_related(prefetch) if prefetch else qs)
 

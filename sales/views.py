@@ -18,15 +18,16 @@ from django.views.decorators.http import require_POST
 
 from accounts.selectors import customer_region_choices
 from core.permissions import ADMIN, REVIEWER, SALES, role_required, user_has_role
-from explanations.selectors import customer_description_for
+from explanations.selectors import customer_description_get, customer_description_readable
 from outcomes.models import COMMENT_MAX_LENGTH, Outcome
-from outcomes.selectors import outcomes_by_recommendation
-from outcomes.services import exposures_for, exposures_mark_shown, outcome_record
+from outcomes.selectors import outcomes_by_recommendation_id
+from outcomes.services import exposures_for, exposures_mark_shown, exposures_mark_shown_by_id, outcome_record
 from recommendations.models import Customer, Recommendation
-from recommendations.selectors import customer_recent_purchases
+from recommendations.selectors import NEW, RECOMMENDATION_KINDS, REORDER, customer_recent_purchases
 from sales import selectors
+from sales.cache import CustomerCards, RenderedCard, cached_cards, customer_cards_render
 from sales.forms import CustomerFilterForm, OutcomeForm
-from sales.presentation import Card, recommendation_cards, viewer_for
+from sales.presentation import Viewer, recommendation_cards, viewer_for
 
 CUSTOMERS_PER_PAGE = 25
 # Namespace of the per-outcome idempotency tokens derived from a form's token (see outcome_create).
@@ -90,9 +91,9 @@ def customer_list(request: HttpRequest) -> HttpResponse:
 
 @dataclass(frozen=True)
 class CardRow:
-    """A card with what only this request has: the outcomes recorded so far and the form's token."""
+    """A rendered card with what only this request has: the outcomes recorded so far and the form's token."""
 
-    card: Card
+    card: RenderedCard
     outcomes: list[Outcome] = field(default_factory=list)  # newest first
     form_token: str = ""  # the outcome form's idempotency token (one per rendering)
 
@@ -101,26 +102,18 @@ class CardRow:
         return self.outcomes[0] if self.outcomes else None
 
 
-@login_required
-def customer_detail(request: HttpRequest, pseudonym: str) -> HttpResponse:
-    """Show one customer's profile and concepts, explained recommendations and recent purchases."""
-    try:
-        customer = selectors.customer_get(user=request.user, pseudonym=pseudonym, with_concepts=True)
-    except Customer.DoesNotExist:
-        raise Http404(_("No customer with this pseudonym.")) from None
-    viewer = viewer_for(request.user)
+def _customer_cards(request: HttpRequest, customer: Customer, viewer: Viewer, kind: str) -> CustomerCards:
+    """Build and render the customer's cards (a cache miss): recommendations, A/B arms, description."""
     recommendations = selectors.recommendations_for_customer(
-        user=request.user, customer=customer, language=viewer.language
+        user=request.user, customer=customer, kind=kind, language=viewer.language
     )
-    purchases = customer_recent_purchases(user=request.user, customer=customer)
-    description, description_visible = customer_description_for(user=request.user, customer=customer)
     # Showing the page to a sales person is the exposure the A/B test counts; others only read the arm.
+    # Either way the missing arms are stored here, so that a cached page's exposures exist.
     if viewer.sales_only:
         exposures = exposures_mark_shown(recommendations=recommendations)
     else:
         exposures = exposures_for(recommendations=recommendations)
     control_ids = {pk for pk, exposure in exposures.items() if exposure.is_control}
-    outcomes = outcomes_by_recommendation(recommendations=recommendations)
     concept_scores = getattr(customer, "concept_scores", None) or []
     cards = recommendation_cards(
         recommendations=recommendations,
@@ -129,33 +122,64 @@ def customer_detail(request: HttpRequest, pseudonym: str) -> HttpResponse:
         # Explanations store concepts by their English name; the customer's scores carry the page's names.
         concept_names={c["key"]: c["name"] for c in concept_scores},
     )
-    rows = [CardRow(card, outcomes=outcomes[card.recommendation_id], form_token=str(uuid.uuid4())) for card in cards]
-    pending = sum(1 for card in cards if card.explanation is None)
+    return customer_cards_render(
+        cards=cards,
+        generated_at=recommendations[0].generated_at if recommendations else None,
+        description=customer_description_get(customer=customer),
+    )
+
+
+@login_required
+def customer_detail(request: HttpRequest, pseudonym: str) -> HttpResponse:
+    """Show one customer's profile and concepts, explained recommendations and recent purchases.
+
+    The cards and the description come from the card cache (``sales.cache``) when nothing they show
+    changed; outcomes, purchases and the exposure count are read and written on every request.
+    """
+    try:
+        customer = selectors.customer_get(
+            user=request.user, pseudonym=pseudonym, with_concepts=True, with_versions=True
+        )
+    except Customer.DoesNotExist:
+        raise Http404(_("No customer with this pseudonym.")) from None
+    viewer = viewer_for(request.user)
+    # The re-order / new filter is part of the cache key: each selection is its own list of cards.
+    kind = request.GET.get("kind") if request.GET.get("kind") in RECOMMENDATION_KINDS else ""
+    page, hit = cached_cards(
+        kind=f"page:{kind or 'all'}",
+        customer=customer,
+        viewer=viewer,
+        build=lambda: _customer_cards(request, customer, viewer, kind),
+    )
+    ids = page.recommendation_ids
+    if hit and viewer.sales_only and ids:
+        exposures_mark_shown_by_id(recommendation_ids=ids)  # a miss counted the showing while building
+    purchases = customer_recent_purchases(user=request.user, customer=customer)
+    outcomes = outcomes_by_recommendation_id(recommendation_ids=ids)
+    rows = [CardRow(c, outcomes=outcomes[c.recommendation_id], form_token=str(uuid.uuid4())) for c in page.cards]
+    pending = page.pending_count
     # Progress is only worth a query when something is still waiting for its explanation.
     explain_job = selectors.explain_job_running(user=request.user) if pending else None
-    # The score bar spans 0..1 (cosine similarity) unless a recommender scores above that.
-    score_max = max([1.0, *(card.score for card in cards)])
-    score_min = min([0.0, *(card.score for card in cards)])
     return render(
         request,
         "sales/customer_detail.html",
         {
             "customer": customer,
-            "concepts": concept_scores,
-            "recommendations": recommendations,
+            "concepts": getattr(customer, "concept_scores", None) or [],
+            "recommendations_generated_at": page.generated_at,
             "rows": rows,
             "pending_count": pending,
             "explain_job": explain_job,
             "purchases": purchases,
-            "score_min": score_min,
-            "score_max": score_max,
             "can_record_outcomes": user_has_role(request.user, SALES),
             "is_my_accounts": viewer.sales_only,
-            "description": description,
-            "description_visible": description_visible,
+            "description": page.description,
+            "description_visible": customer_description_readable(user=request.user, description=page.description),
             "can_review_description": user_has_role(request.user, REVIEWER, ADMIN),
             "search_url": reverse("product-search") + "?" + urlencode({"customer": customer.pseudonym}),
             "outcome_kinds": Outcome.Kind.choices,
+            "kind": kind,
+            "kind_choices": [("", _("All")), (REORDER, _("Re-orders")), (NEW, _("New products"))],
             "comment_max_length": COMMENT_MAX_LENGTH,
         },
     )

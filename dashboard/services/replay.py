@@ -35,6 +35,7 @@ from dashboard.models import ReplayRecommendation, ReplayRun
 from outcomes.services import ab_arm_for
 from recommendations.models import ImportRun, Product
 from recommendations.services import production, recommend
+from recommendations.services.reorder import reorder_apply
 
 DEFAULT_CUTOFF = date(2011, 9, 1)
 DEFAULT_HORIZON_DAYS = 90
@@ -274,6 +275,8 @@ def replay_compute(*, run_id: int, customer_ids: Sequence[int]) -> int:
         for cid, hits in top.items()
         for rank, (pid, score) in enumerate(hits, start=1)
     ]
+    # Re-order or new as of the cutoff: what the customer had bought strictly before it.
+    reorder_apply(rows, reference=cutoff - timedelta(microseconds=1))
     with transaction.atomic():
         ReplayRecommendation.objects.filter(run_id=run_id, customer_id__in=customer_ids).delete()
         ReplayRecommendation.objects.bulk_create(rows, batch_size=2000)

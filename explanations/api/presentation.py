@@ -30,12 +30,23 @@ class EvidenceRowSerializer(serializers.Serializer):
     )
     kind = serializers.ChoiceField(
         source="line_kind",
-        choices=["purchase", "rest", "popularity"],
+        choices=["purchase", "family", "self", "rest", "popularity"],
         read_only=True,
         help_text=_(
-            "purchase: one past purchase; rest: the other purchases aggregated; "
+            "purchase: one past purchase; family: similar past purchases grouped (named by the largest); "
+            "self: the recommended product itself, bought before; rest: the other purchases aggregated; "
             "popularity: the non-personal popularity term of the hybrid recommender."
         ),
+    )
+    family = serializers.CharField(read_only=True, default="", help_text=_("The family's common word, if grouped."))
+    co_buyers_rate = serializers.FloatField(
+        read_only=True,
+        allow_null=True,
+        default=None,
+        help_text=_("Share of the customers who bought this purchase that also bought the recommended product."),
+    )
+    co_buyers = serializers.IntegerField(
+        read_only=True, allow_null=True, default=None, help_text=_("Customers who bought this purchase.")
     )
 
 

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -293,81 +291,6 @@ def facts_from_lines(
             n_orders=int(row["n_orders"]),
         )
     return out
-
-
-def customer_vectors(
-    lines: pd.DataFrame,
-    product_vectors: dict[str, np.ndarray],
-    *,
-    half_life_days: float = 180.0,
-    as_of: pd.Timestamp | None = None,
-) -> dict[str, np.ndarray]:
-    """Customer vectors as in recommendations.profile: the L2-normalized mean of product vectors weighted by
-    ``log1p(net quantity) * 0.5 ** (age of last sale / half-life)``; net = sales minus returns per product."""
-    frame = lines.copy()
-    frame["occurred_at"] = pd.to_datetime(frame["occurred_at"])
-    end = pd.Timestamp(as_of) if as_of is not None else frame["occurred_at"].max()
-    frame["sale_at"] = frame["occurred_at"].where(frame["quantity"] > 0)
-    per = frame.groupby(["customer", "stock_code"], sort=False).agg(net=("quantity", "sum"), last=("sale_at", "max"))
-    per = per[(per["net"] > 0) & per["last"].notna()].reset_index()
-    age = (end - per["last"]).dt.total_seconds() / 86400
-    per["weight"] = np.log1p(per["net"].astype(float)) * np.power(0.5, np.maximum(age, 0) / half_life_days)
-    out: dict[str, np.ndarray] = {}
-    for customer, group in per.groupby("customer", sort=False):
-        acc = None
-        for code, weight in zip(group["stock_code"], group["weight"], strict=True):
-            vector = product_vectors.get(code)
-            if vector is None:
-                continue
-            acc = weight * np.asarray(vector, dtype=np.float64) + (0 if acc is None else acc)
-        if acc is None or not np.linalg.norm(acc):
-            continue
-        out[customer] = (acc / np.linalg.norm(acc)).astype(np.float32)
-    return out
-
-
-# --------------------------------------------------------------------------- the real data set (experiments)
-
-_MERCHANDISE = re.compile(r"^\d{5}[A-Z]{0,4}$")
-
-
-def pseudonymize(raw_id: str, *, salt: str = "elm-experiment") -> str:
-    """A stable non-reversible key for a raw CustomerID (experiments never show raw ids)."""
-    return "c" + hashlib.sha256(f"{salt}|{raw_id}".encode()).hexdigest()[:12]
-
-
-def load_online_retail_lines(path: str | Path, *, region_of: Callable[[str], str] | None = None) -> pd.DataFrame:
-    """Read the UCI Online Retail CSV into purchase lines (:data:`LINE_COLUMNS`) for experiments.
-
-    Keeps rows with a CustomerID, a description, a merchandise stock code (5 digits + letters), a positive
-    price, a non-zero quantity and a normal or cancellation invoice (not "A" adjustments); drops exact
-    duplicate rows. Customers are keyed by :func:`pseudonymize`; descriptions are whitespace-collapsed and
-    the most frequent description of a stock code is used for all its lines.
-    """
-    from core.regions import OTHER, WIDER_REGION
-
-    raw = pd.read_csv(path, dtype={"InvoiceNo": "string", "StockCode": "string", "CustomerID": "string"})
-    raw = raw.drop_duplicates()
-    raw = raw[raw["CustomerID"].notna() & raw["Description"].notna()]
-    raw = raw[~raw["InvoiceNo"].str.startswith("A")]
-    codes = raw["StockCode"].str.strip().str.upper()
-    raw = raw[codes.str.match(_MERCHANDISE) & (raw["UnitPrice"] > 0) & (raw["Quantity"] != 0)].copy()
-    raw["stock_code"] = raw["StockCode"].str.strip().str.upper()
-    raw["description"] = raw["Description"].map(lambda d: " ".join(str(d).split()))
-    canonical = raw.groupby("stock_code")["description"].agg(lambda s: Counter(s).most_common(1)[0][0])
-    keys = {cid: pseudonymize(cid) for cid in raw["CustomerID"].unique()}
-    to_region = region_of or (lambda country: WIDER_REGION.get(country, OTHER))
-    return pd.DataFrame(
-        {
-            "customer": raw["CustomerID"].map(keys),
-            "stock_code": raw["stock_code"],
-            "description": raw["stock_code"].map(canonical),
-            "quantity": raw["Quantity"].astype(int),
-            "unit_price": raw["UnitPrice"].astype(float),
-            "occurred_at": pd.to_datetime(raw["InvoiceDate"]),
-            "region": raw["Country"].map(to_region),
-        }
-    ).reset_index(drop=True)
 
 
 def first_sentences(text: str, n: int = 1) -> str:

@@ -390,3 +390,58 @@ def masked_scores(
     drop = torch.tensor(~keep_arr, dtype=prep.word_masks.dtype, device=prep.word_masks.device)
     masks = (drop @ prep.word_masks).clamp(max=1.0)
     return _forward_scores(bert, prep, masks, _rows_per_pass(prep.embeds.shape[0], batch_size))
+
+
+@dataclass(frozen=True)
+class MaskedVectors:
+    """A text's words and the unit vectors of ``[x, x with word 1 masked, ...]`` (the exact method's inputs).
+
+    Customer-independent: for any target t, ``vectors @ t / |t|`` gives the closed form's score and
+    baseline scores, so each customer's word attribution is one small dot product.
+    """
+
+    text: str
+    words: list[str]
+    token_spans: list[tuple[int, int]]
+    tokens: list[str]
+    vectors: np.ndarray  # (n_words + 1, d) float32, unit rows
+
+
+def masked_text_vectors(texts: Sequence[str]) -> list[MaskedVectors]:
+    """Encode each text and each one-word-masked variant, batching sequences of equal length across texts.
+
+    The inputs are those of :func:`sig_word_attributions` with ``method="exact"`` (no padding: every
+    sequence in a pass has the same length), so the dot products equal its closed form.
+    """
+    import torch
+
+    model = _encoder()
+    bert = model[0].auto_model
+    preps = [_prepare(model, text, np.zeros(bert.config.hidden_size, dtype=np.float32)) for text in texts]
+    pooled: list[torch.Tensor | None] = [None] * len(preps)
+    by_length: dict[int, list[int]] = {}
+    for i, prep in enumerate(preps):
+        by_length.setdefault(prep.embeds.shape[0], []).append(i)
+    with torch.no_grad():
+        for length, members in by_length.items():
+            inputs = torch.cat([_masked_embeds(preps[i], _with_unmasked_row(preps[i].word_masks)) for i in members])
+            rows = _rows_per_pass(length, None)
+            mask = torch.ones(inputs.shape[:2], dtype=torch.long, device=inputs.device)
+            out = torch.cat(
+                [
+                    bert(inputs_embeds=inputs[s : s + rows], attention_mask=mask[s : s + rows]).last_hidden_state.mean(
+                        1
+                    )
+                    for s in range(0, inputs.shape[0], rows)
+                ]
+            )
+            out = torch.nn.functional.normalize(out, dim=-1)
+            start = 0
+            for i in members:
+                n = preps[i].word_masks.shape[0] + 1
+                pooled[i] = out[start : start + n]
+                start += n
+    return [
+        MaskedVectors(text, prep.words, prep.spans, prep.tokens, vec.cpu().numpy().astype(np.float32))
+        for text, prep, vec in zip(texts, preps, pooled, strict=True)
+    ]

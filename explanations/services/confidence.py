@@ -10,16 +10,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from django.conf import settings
+from django.db import connection
+from django.utils import timezone
 
+from explanations.confidence_model import FEATURE_NAMES, FittedConfidence, pair_features
 from explanations.models import ConfidenceCalibration
+from explanations.selectors import calibration_latest
 from recommendations import profile
 from recommendations.evaluation.calibrator import expected_calibration_error, fit_calibrator, reliability_table
-from recommendations.models import Product, Purchase
+from recommendations.models import Product, Purchase, Recommendation
 from recommendations.services.recommend import RECOMMENDER
 from recommendations.vectors import fetch_vectors
 
@@ -126,60 +131,122 @@ def confidence_calibrate(*, horizon_days: int = 90, method: str = "isotonic") ->
     )
 
 
-def hybrid_confidence_calibrate(*, params: Mapping, horizon_days: int = 90, method: str = "platt"):
-    """Fit score -> P(bought within the horizon) for the hybrid on the validation window; ECE on the test window.
+def hybrid_confidence_calibrate(*, params: Mapping, horizon_days: int = 90) -> ConfidenceCalibration:
+    """Fit the hybrid's purchase-probability model on temporal folds and store it with its test measures.
 
-    The same windows as the embedding recommender's calibration: validation cutoff = latest purchase - 2
-    horizons, test cutoff = latest purchase - 1 horizon (midnight). Platt by default: the hybrid's score is a
-    per-customer weighted mean, nearly flat against the purchase rate across customers, and isotonic
-    regression over-fits its sparse low tail (it mapped the heaviest buyers' scores to 0%).
+    The folds, the candidates (chosen on validation only) and the calibration on a later fold are
+    :func:`explanations.confidence_folds.confidence_fit_report`'s; the stored model is the same recipe refitted
+    one horizon later. Too little data raises TooLittleData (the job reports a skip).
     """
-    from recommendations.evaluation.calibration import TooLittleData, calibration_report, replay_pairs, require_pairs
+    from explanations.confidence_folds import TooLittleData as FoldsTooSmall
+    from explanations.confidence_folds import confidence_fit_report
+    from recommendations.evaluation.calibration import TooLittleData
     from recommendations.evaluation.data import embeddings_from_db
-    from recommendations.evaluation.hybrid import HybridRecommender
-    from recommendations.evaluation.training import TrainingData
     from recommendations.services.production import HYBRID, interactions_for_fit, timezone_aware
 
-    interactions, as_of = interactions_for_fit()
+    interactions, _ = interactions_for_fit()
     if interactions.empty:
         raise TooLittleData("too little data: no purchases imported yet")
-    embeddings = embeddings_from_db()
-    test_cutoff = (as_of - pd.Timedelta(days=horizon_days)).normalize()
-    val_cutoff = test_cutoff - pd.Timedelta(days=horizon_days)
-    pairs = []
-    for cutoff in (val_cutoff, test_cutoff):
-        train = interactions.loc[interactions["occurred_at"] < cutoff]
-        if train["customer"].nunique() < 2:
-            raise TooLittleData(f"too little data: purchases of {train['customer'].nunique()} customers before "
-                                f"the cutoff {cutoff:%Y-%m-%d} (two horizons before the latest purchase)")  # fmt: skip
-        model = HybridRecommender(**dict(params)).fit(
-            TrainingData.from_interactions(train, as_of=cutoff, embeddings=embeddings)
+    try:
+        served, report = confidence_fit_report(
+            interactions,
+            embeddings=embeddings_from_db(),
+            params=params,
+            horizon_days=horizon_days,
+            exclusion_days=settings.ELM_RECENT_PURCHASE_EXCLUSION_DAYS,
+            top_n=settings.ELM_RECOMMENDATIONS_PER_CUSTOMER,
         )
-        pairs.append(
-            replay_pairs(
-                model,
-                interactions,
-                cutoff=cutoff,
-                horizon_days=horizon_days,
-                exclusion_days=settings.ELM_RECENT_PURCHASE_EXCLUSION_DAYS,
-                top_n=settings.ELM_RECOMMENDATIONS_PER_CUSTOMER,
-            )
-        )
-    for window, (scores, outcomes) in zip(("validation", "test"), pairs, strict=True):
-        require_pairs(window, scores, outcomes)
-    report = calibration_report(pairs[0], pairs[1], method=method)
+    except FoldsTooSmall as exc:
+        raise TooLittleData(str(exc)) from exc
+    test = report["test"]
     return ConfidenceCalibration.objects.create(
         recommender=HYBRID,
-        method=method,
-        params=report["params"],
-        validation_cutoff=timezone_aware(val_cutoff),
-        test_cutoff=timezone_aware(test_cutoff),
+        method=f"{served.kind}+{served.calibrator.method}",
+        params={"model": served.kind, "params": served.params, "features": list(FEATURE_NAMES)},
+        version=served.version(),
+        artifact=served.dumps(),
+        metrics=report,
+        validation_cutoff=timezone_aware(pd.Timestamp(report["cutoffs"]["validation"])),
+        test_cutoff=timezone_aware(pd.Timestamp(report["cutoffs"]["test"])),
         horizon_days=horizon_days,
         validation_pairs=report["validation_pairs"],
-        test_pairs=report["test_pairs"],
-        base_rate=report["base_rate"],
-        ece_before=report["ece_before"],
-        ece_after=report["ece_after"],
-        reliability=report["reliability_after"],
-        reliability_before=report["reliability_before"],
+        test_pairs=test["pairs"],
+        base_rate=test["buy_rate"],
+        ece_before=report["test_uncalibrated_ece"],
+        ece_after=test["ece"],
+        reliability=report["test_reliability"],
+        reliability_before=report["test_reliability_uncalibrated"],
     )
+
+
+# --------------------------------------------------------------------------- served confidence
+
+SERVED_LINES_SQL = """
+    SELECT p.customer_id, p.product_id, p.quantity, (p.occurred_at AT TIME ZONE %(tz)s) AS occurred_at
+    FROM recommendations_purchase p JOIN recommendations_product pr ON pr.id = p.product_id
+    WHERE p.kind = 'sale' AND p.customer_id IS NOT NULL AND pr.is_merchandise AND p.quantity > 0
+          AND p.unit_price > 0 AND p.occurred_at <= %(reference)s
+"""
+
+
+def _served_lines(reference) -> pd.DataFrame:
+    """Return the sale lines the fit counts (the evaluation's interactions), keyed by database ids."""
+    with connection.cursor() as cur:
+        cur.execute(SERVED_LINES_SQL, {"tz": settings.TIME_ZONE, "reference": reference})
+        rows = cur.fetchall()
+    return pd.DataFrame.from_records(rows, columns=["customer", "item", "quantity", "occurred_at"])
+
+
+def confidence_predict(*, recommendations: list[Recommendation]) -> list[float | None]:
+    """Return the calibrated P(bought within the horizon) of each recommendation (None: not calibrated).
+
+    Vectorized: one read of the sale lines and one model call for the whole list. Each batch reads the
+    newest calibration of its own recommender; a row without a model artifact maps the score alone.
+    """
+    out: list[float | None] = [None] * len(recommendations)
+    by_recommender: dict[str, list[int]] = {}
+    for k, rec in enumerate(recommendations):
+        by_recommender.setdefault(rec.batch.recommender, []).append(k)
+    for recommender, positions in by_recommender.items():
+        calibration = calibration_latest(recommender=recommender)
+        if calibration is None:
+            continue
+        recs = [recommendations[k] for k in positions]
+        if calibration.artifact is None:
+            from recommendations.evaluation.calibrator import Calibrator
+
+            values = Calibrator.from_dict(calibration.params).predict([r.score for r in recs])
+        else:
+            values = _model_predict(calibration, recs)
+        for k, value in zip(positions, values, strict=True):
+            out[k] = float(value)
+    return out
+
+
+def _model_predict(calibration: ConfidenceCalibration, recs: list[Recommendation]) -> np.ndarray:
+    model = _loaded_model(calibration.pk, bytes(calibration.artifact))
+    reference = profile.reference_time()
+    local = timezone.localtime(reference, timezone.get_default_timezone()).replace(tzinfo=None)
+    # The folds' cutoffs are midnights with the lines before them; the served one is the midnight after
+    # the latest purchase, so its whole last day counts and ages are measured alike.
+    as_of = pd.Timestamp(local).normalize() + pd.Timedelta(days=1)
+    best = dict(
+        Recommendation.objects.filter(
+            batch_id__in={r.batch_id for r in recs}, customer_id__in={r.customer_id for r in recs}, rank=1
+        ).values_list("customer_id", "score")
+    )
+    features = pair_features(
+        _served_lines(reference),
+        as_of=as_of,
+        customers=[r.customer_id for r in recs],
+        items=[r.product_id for r in recs],
+        scores=[r.score for r in recs],
+        ranks=[r.rank for r in recs],
+        list_best=[best.get(r.customer_id, r.score) for r in recs],
+    )
+    return model.predict(features)
+
+
+@lru_cache(maxsize=2)
+def _loaded_model(pk: int, blob: bytes) -> FittedConfidence:
+    return FittedConfidence.loads(blob)

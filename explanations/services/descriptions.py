@@ -1,10 +1,11 @@
 """Customer descriptions: each customer's embedding said in words, checked, then reviewed.
 
-The ELM adapter turns the customer's vector into soft tokens; the LM writes the description from them
-together with the customer's purchase facts (grounded decoding: pure decoding of a vector is not yet
-faithful enough on CPU, see docs/elm.md). Without a trained adapter the deterministic profile built from
-the same facts is used, and labelled so. Every text is checked (PII, policy terms, named products that
-the facts do not hold) and waits for a reviewer before sales see it.
+When an ELM adapter has met issue 18's goals on held-out customers (``manage.py elm_evaluate``: it reads the
+vector rather than guessing), it turns the customer's vector into soft tokens and the LM writes the
+description from them together with the customer's purchase facts, with the decoding method that met the
+goals. Otherwise (no adapter, or one that does not read vectors well enough: docs/elm.md) the deterministic
+profile built from the purchase facts is used, and the page says so. Every text is checked (PII, policy
+terms, named products that the facts do not hold) and waits for a reviewer before sales see it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,19 @@ def _facts_for(customer_ids: list[int]) -> dict:
     # The price level is relative to the catalogue median, so the facts need every customer's lines.
     wanted = set(customer_ids)
     return {cid: f for cid, f in facts_from_lines(purchase_lines()).items() if cid in wanted}
+
+
+def reading_adapter():
+    """Return (adapter, decoding method) when the current adapter met the held-out goals, else (None, None)."""
+    from explanations.ml import elm
+    from explanations.ml.elm.metrics import decoding_that_reads
+
+    try:
+        artifact = elm.get_adapter()
+    except FileNotFoundError:
+        return None, None
+    method = decoding_that_reads(artifact.metrics)
+    return (artifact, method) if method else (None, None)
 
 
 def _checks(text: str, facts, reference: str, pseudonym: str) -> list[dict]:
@@ -69,20 +83,18 @@ def customer_descriptions_generate(*, customer_ids: list[int], max_new_tokens: i
     customers = Customer.objects.in_bulk(ids)
     matrix = np.stack([vectors[cid] for cid in ids]).astype(np.float32)
     references = [customer_profile_text(facts[cid]) for cid in ids]
-    try:
-        artifact = elm.get_adapter()
-    except FileNotFoundError:
-        artifact = None
+    artifact, method_name = reading_adapter()
     if artifact is not None:
+        from explanations.ml.elm.decoding import decode_by
         from explanations.ml.lm import lm_id
 
-        raw = elm.decode(
-            matrix, evidence_prompt=[facts_prompt(facts[cid]) for cid in ids], artifact=artifact,
+        raw = decode_by(
+            method_name, matrix, evidence_prompt=[facts_prompt(facts[cid]) for cid in ids], artifact=artifact,
             max_new_tokens=max_new_tokens,
         )  # fmt: skip
         texts = [clean_generated(t) or ref for t, ref in zip(raw, references, strict=True)]
         method = CustomerDescription.Method.ELM_GROUNDED
-        versions = {"adapter": artifact.version, "lm": lm_id()}
+        versions = {"adapter": artifact.version, "lm": lm_id(), "decoding": method_name}
     else:
         texts, method, versions = references, CustomerDescription.Method.TEMPLATE, {"adapter": "", "lm": ""}
     sc = elm.semantic_consistency(texts, matrix)

@@ -215,14 +215,15 @@ def reason_prompt(facts: Facts, *, with_vectors: bool = False) -> list[dict]:
 
 
 def adapter_reads_vectors(metrics: dict) -> bool:
-    """Whether an adapter's pure decoding beat the shuffled-pairs baseline on held-out customers.
+    """Whether an adapter met issue 18's goals on held-out customers (``manage.py elm_evaluate``).
 
-    Below it, the soft tokens carry no customer content the LM can use; measured on the real data,
-    such an adapter's tokens made reasons no more consistent and doubled the flagged share (docs/elm.md).
+    Below them its soft tokens carry too little of the customer for the LM to use: measured on the real data,
+    an adapter that did not read vectors made reasons no more consistent and doubled the flagged share
+    (docs/elm.md). Semantic consistency alone cannot tell reading from guessing, so the goals decide.
     """
-    sc = metrics.get("semantic_consistency") or {}
-    generated, shuffled = sc.get("generated"), sc.get("shuffled")
-    return generated is not None and shuffled is not None and generated > shuffled
+    from explanations.ml.elm.metrics import decoding_that_reads
+
+    return decoding_that_reads(metrics) is not None
 
 
 def _reason_adapter():
@@ -333,50 +334,51 @@ def sig_version() -> str:
 def explanations_generate(
     *, recommendation_ids: list[int], use_lm: bool = True, fall_back_on_lm_error: bool = True
 ) -> int:
-    """Explain the given recommendations (idempotent: an existing explanation is replaced).
+    """Write the reasons of the given recommendations over their stored numbers (computed first where missing).
 
+    Idempotent: an existing reason is replaced. The numbers (evidence, necessity, concepts, word
+    attributions, confidence) come from ``explain_numbers`` (explanations.services.numbers); only a
+    quadrature SIG setting recomputes the product's word attributions here (those depend on the customer).
     When the LM fails, ``fall_back_on_lm_error`` keeps the template reason (flagged with the error);
     otherwise the error propagates and nothing is written, so the job's shard is retried with backoff.
     """
     from explanations.ml.sig import sig_word_attributions
-    from recommendations.ml.encoder import encode, encoder_version
+    from explanations.services.numbers import explanation_numbers_compute
+    from recommendations.ml.encoder import encode
 
-    recs = list(
-        Recommendation.objects.filter(pk__in=recommendation_ids)
-        .select_related("customer", "product", "batch")
-        .order_by("customer_id", "rank")
-    )
-    if not recs:
-        return 0
     if use_lm and not fall_back_on_lm_error:
         from explanations.ml.lm import get_lm
 
         get_lm()  # an LM that cannot load fails this attempt now, before any other work is spent on it
-    reference = profile.reference_time()
+    explanation_numbers_compute(recommendation_ids=recommendation_ids)
+    recs = list(
+        Recommendation.objects.filter(pk__in=recommendation_ids, explanation__versions__has_key="numbers")
+        .select_related("customer", "product", "batch", "explanation")
+        .order_by("customer_id", "rank")
+    )
+    if not recs:
+        return 0
     sig_options = {"steps": settings.ELM_SIG_STEPS, "method": settings.ELM_SIG_METHOD}
-    calibration = latest_calibration(recs[0].batch.recommender)
-    calibrator = None
-    if calibration is not None:
-        from recommendations.evaluation.calibrator import Calibrator
-
-        calibrator = Calibrator.from_dict(calibration.params)
-    by_customer: dict[int, set[int]] = {}
-    for rec in recs:
-        by_customer.setdefault(rec.customer_id, set()).add(rec.product_id)
-    loaded = {cid: customer_profile(cid, pids, reference=reference) for cid, pids in by_customer.items()}
+    vectors = fetch_vectors(Product._meta.db_table, {r.product_id for r in recs})
     prepared = []
     for rec in recs:
-        facts = explanation_facts(recommendation=rec, reference=reference, loaded=loaded[rec.customer_id])
-        attributions = {
-            "product": sig_word_attributions(rec.product.description, facts.customer_vector, **sig_options).as_dict()
-        }
-        top = next((r for r in facts.evidence_rows if r.get("product_id")), None)
-        if top:
-            attributions["evidence"] = sig_word_attributions(
-                top["description"], facts.product_vector, **sig_options
+        stored = rec.explanation
+        facts = Facts(
+            recommendation=rec,
+            customer_vector=np.asarray(rec.customer.embedding, dtype=np.float64),
+            product_vector=vectors[rec.product_id].astype(np.float64),
+            evidence=Evidence(score=rec.score - stored.evidence_residual, items=[], norm=0.0),
+            evidence_rows=stored.evidence,
+            residual=stored.evidence_residual,
+            necessity=stored.necessity,
+            concepts=stored.concepts,
+        )
+        attributions = dict(stored.word_attributions or {})
+        if settings.ELM_SIG_METHOD != "exact":
+            attributions["product"] = sig_word_attributions(
+                rec.product.description, facts.customer_vector, **sig_options
             ).as_dict()
-            attributions["evidence"]["product_id"] = top["product_id"]
-        prepared.append((facts, attributions, template_reason(facts)))
+        prepared.append((facts, attributions, stored.template_text or template_reason(facts)))
     reasons: list[str | None] = [None] * len(prepared)
     lm_error = ""
     model_versions = {"lm": "", "adapter": ""}
@@ -391,43 +393,28 @@ def explanations_generate(
             lm_error = f"{type(exc).__name__}: {exc}"
     texts = [reason or template for reason, (_, _, template) in zip(reasons, prepared, strict=True)]
     text_vectors = encode(texts)
-    versions = {
-        "encoder": encoder_version(),
-        "recommender": recs[0].batch.model_version,
-        "sig": sig_version(),
-        **model_versions,
-        "calibration": calibration.pk if calibration else None,
-    }
     with transaction.atomic():
         for (facts, attributions, template), reason, text, tv in zip(
             prepared, reasons, texts, text_vectors, strict=True
         ):
-            rec = facts.recommendation
+            explanation = facts.recommendation.explanation
             pair = facts.customer_vector + facts.product_vector
             pair /= np.linalg.norm(pair)
-            flags = text_checks(text, facts, attributions["product"], template=template)
+            flags = text_checks(text, facts, attributions.get("product") or {}, template=template)
             if reason is None:
                 flags.append({"code": "template_fallback", "message": lm_error or "The model wrote nothing usable.",
                               "start": 0, "end": 0, "text": "", "severity": "warning"})  # fmt: skip
-            # The status is the review workflow's: a new row starts as "generated", and
+            explanation.word_attributions = attributions
+            explanation.reason_text = text
+            explanation.template_text = template
+            explanation.consistency = float(np.dot(tv, pair))
+            explanation.flags = flags
+            explanation.versions = {**explanation.versions, "sig": sig_version(), **model_versions}
+            explanation.error = lm_error
+            explanation.save(update_fields=["word_attributions", "reason_text", "template_text", "consistency",
+                                            "flags", "versions", "error", "generated_at"])  # fmt: skip
+            # The status is the review workflow's: a new text starts over as "generated", and
             # explanation_record_generated moves the checked text on to "pending_review".
-            explanation, _ = Explanation.objects.update_or_create(
-                recommendation=rec,
-                defaults={
-                    "evidence": facts.evidence_rows,
-                    "evidence_residual": facts.residual,
-                    "necessity": facts.necessity,
-                    "concepts": facts.concepts,
-                    "word_attributions": attributions,
-                    "reason_text": text,
-                    "template_text": template,
-                    "consistency": float(np.dot(tv, pair)),
-                    "confidence": float(calibrator.predict([rec.score])[0]) if calibrator else None,
-                    "flags": flags,
-                    "versions": versions,
-                    "error": lm_error,
-                },
-            )
             explanation_record_generated(explanation=explanation)
             # The other languages' reason: the template in that language, reviewed on its own.
             localized_reasons_record(

@@ -1,10 +1,10 @@
 """Customer segments: k-means over the customer vectors, k chosen by silhouette, each centroid put into words.
 
 The words come from the ELM adapter (``explanations.ml.elm``: the centroid's soft tokens, grounded with the
-segment's facts) when a trained adapter exists; otherwise, and always as ``Segment.facts``, from the
-segment's most over-represented products and concepts (labelled "grounded"). The semantic consistency
-cosine(encoder(text), centroid) of each description is stored so the two can be compared. Runs in a
-worker (gpu queue): the adapter and the encoder load torch.
+segment's facts) when an adapter met the held-out goals of ``elm_evaluate``; otherwise, and always as
+``Segment.facts``, from the segment's most over-represented products and concepts (labelled "grounded").
+The semantic consistency cosine(encoder(text), centroid) of each description is stored so the two can be
+compared. Runs in a worker (gpu queue): the adapter and the encoder load torch.
 """
 
 from __future__ import annotations
@@ -129,13 +129,11 @@ def nearest_products(point: np.ndarray, product_vectors: dict[int, np.ndarray], 
 
 
 def _elm():
-    """Return the trained ELM adapter, or None when none exists (the grounded fallback is used)."""
-    try:
-        from explanations.ml.elm import get_adapter
+    """Return the ELM adapter when it met the held-out goals (it reads vectors), else None: the segments are
+    then described from their purchase facts."""
+    from explanations.services.descriptions import reading_adapter
 
-        return get_adapter()
-    except FileNotFoundError:
-        return None
+    return reading_adapter()[0]
 
 
 def segments_compute(*, job=None, k_min: int = 2, k_max: int = 12, seed: int = 0, use_elm: bool = True) -> SegmentRun:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 
 import numpy as np
 
+from recommendations.evaluation.confidence_doc import confidence_section_from_file
 from recommendations.evaluation.metrics import (
     PER_CUSTOMER_METRICS,
 )
@@ -147,6 +149,26 @@ full runs in all. Because test numbers were seen before the protocol was final, 
   validation to ~2% on test is that this signal carries over to the autumn (pre-Christmas) test window less
   well than to the spring and summer validation windows; this was deliberately not analysed on the test
   window, to keep it out of the tuning loop.
+"""
+
+
+def _kinds_section(result: Mapping) -> str:
+    rows = [
+        f"| {name} | {kind} | {k['recommendations']:,} | {k['share']:.1%} | {k['bought']:.3f} |"
+        for name, model in result["models"].items()
+        for kind, k in (model.get("test_by_kind") or {}).items()
+        if k["recommendations"]
+    ]
+    if not rows:
+        return ""
+    return f"""## Re-orders and new products (test window, top-10 lists)
+
+A recommendation is a re-order when the customer bought the item before the cutoff, new otherwise; bought =
+within {result["config"]["horizon_days"]} days after the cutoff.
+
+| model | kind | recommendations | share | bought |
+|---|---|---|---|---|
+{chr(10).join(rows)}
 """
 
 
@@ -294,7 +316,9 @@ publish one customer's outcome); small regions have wide intervals, so read them
 |---|---|---|---|
 {chr(10).join(params_rows)}
 
+{_kinds_section(result)}
 {_calibration_section(result)}
+{confidence_section_from_file()}
 {QUALITY_NOTES}
 Run time: {timings["total"]:.0f} s for evaluation (+ {timings.get("load", 0):.0f} s loading) with 2 threads
 (source: {cfg.get("source", "csv")}).
@@ -312,3 +336,17 @@ def to_json(value):
     if isinstance(value, np.floating):
         return float(value)
     return value
+
+
+_MARKED = re.compile(r"<!-- ([a-z0-9-]+):start -->.*?<!-- \1:end -->", re.S)
+
+
+def keep_marked_sections(old: str, new: str) -> str:
+    """Return ``new`` plus every ``<!-- name:start --> ... <!-- name:end -->`` section of ``old`` it lacks.
+
+    Other scripts write their sections of docs/evaluation.md (e.g. scripts/evidence_coverage.py); a new
+    evaluation report keeps them.
+    """
+    present = {m.group(1) for m in _MARKED.finditer(new)}
+    kept = [m.group(0) for m in _MARKED.finditer(old) if m.group(1) not in present]
+    return new.rstrip("\n") + "".join(f"\n\n{section}" for section in kept) + "\n"

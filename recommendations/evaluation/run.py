@@ -28,6 +28,7 @@ from recommendations.evaluation.baselines import (
     rank_customers,
 )
 from recommendations.evaluation.calibration import calibration_report, replay_pairs
+from recommendations.evaluation.kinds import kind_report
 from recommendations.evaluation.metrics import (
     PER_CUSTOMER_METRICS,
     bootstrap_indices,
@@ -170,6 +171,10 @@ def run_evaluation(
                 replay_pairs(val_model, interactions, cutoff=folds[0].split.cutoff, **window),
                 replay_pairs(test_model, interactions, cutoff=split.cutoff, **window),
             )
+        by_kind = None
+        if family in EXPLAINABLE:
+            window = {"horizon_days": horizon_days, "exclusion_days": exclusion_days, "top_n": CALIBRATION_TOP_N}
+            by_kind = kind_report(test_model, interactions, cutoff=split.cutoff, **window)
         version = test_model.version()
         del val_model, test_model  # dense item x item tables: free them before the next family
         per_customer[family] = values
@@ -186,6 +191,8 @@ def run_evaluation(
         }
         if calibration is not None:
             models[family]["calibration"] = calibration
+        if by_kind is not None:
+            models[family]["test_by_kind"] = by_kind
         timings[f"final_{family}"] = round(time.perf_counter() - t0, 1)
         log(f"{family}: validation ndcg@10 {fold_means['validation_ndcg@10']:.4f}, test {test_metrics['ndcg@10']}")
 
@@ -343,7 +350,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.render:
         result = json.loads(args.render.read_text())
-        args.doc.write_text(markdown_report(result))
+        _write_doc(args.doc, markdown_report(result))
         return result
 
     def log(message: str) -> None:
@@ -398,8 +405,15 @@ def main(argv: list[str] | None = None) -> dict:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(to_json(result), indent=2, sort_keys=False) + "\n")
         args.doc.parent.mkdir(parents=True, exist_ok=True)
-        args.doc.write_text(markdown_report(result))
+        _write_doc(args.doc, markdown_report(result))
     return result
+
+
+def _write_doc(path: Path, text: str) -> None:
+    """Write the report, keeping the sections other scripts wrote into the previous file."""
+    from recommendations.evaluation.report import keep_marked_sections
+
+    path.write_text(keep_marked_sections(path.read_text() if path.exists() else "", text))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from django.utils import timezone
 from recommendations import profile
 from recommendations.models import Customer, Product, Purchase, Recommendation, RecommendationBatch
 from recommendations.services import production
+from recommendations.services.reorder import reorder_apply
 from recommendations.vectors import fetch_vectors, vector_literal
 
 RECOMMENDER = "embedding-cosine"
@@ -210,6 +211,7 @@ def recommendations_compute(*, batch_id: int, customer_ids: Sequence[int]) -> in
                     )
                     for rank, (pid, score) in enumerate(hits, start=1)
                 )
+        reorder_apply(rows, reference=profile.reference_time())
         Recommendation.objects.filter(batch_id=batch_id, customer_id__in=customer_ids).delete()
         Recommendation.objects.bulk_create(rows, batch_size=2000)
     return len(customer_ids)
@@ -233,6 +235,7 @@ def _hybrid_compute(batch: RecommendationBatch, customer_ids: Sequence[int]) -> 
         for cid, hits in lists.items()
         for rank, (code, score) in enumerate(hits, start=1)
     ]
+    reorder_apply(rows, reference=profile.reference_time())
     with transaction.atomic():
         Recommendation.objects.filter(batch_id=batch.pk, customer_id__in=customer_ids).delete()
         Recommendation.objects.bulk_create(rows, batch_size=2000)

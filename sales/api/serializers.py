@@ -21,6 +21,7 @@ from explanations.api.presentation import EvidenceRowSerializer, FlagSerializer
 from explanations.models import Explanation
 from outcomes.models import COMMENT_MAX_LENGTH, Outcome
 from recommendations.models import Customer, Purchase
+from recommendations.selectors import RECOMMENDATION_KINDS
 from sales import selectors
 from sales.presentation import REASON_STATUSES, ExplanationCard
 
@@ -32,6 +33,16 @@ def _invalid_ordering_message() -> str:
     return gettext('"{input}" is not a valid ordering. Use one of: %(allowed)s.') % {
         "allowed": ", ".join(selectors.CUSTOMER_ORDERINGS)
     }
+
+
+class RecommendationListParamsSerializer(serializers.Serializer):
+    """Query parameters of a customer's recommendations."""
+
+    kind = serializers.ChoiceField(
+        choices=RECOMMENDATION_KINDS,
+        required=False,
+        help_text=_("reorder: only products the customer bought before; new: only products new to them."),
+    )
 
 
 class CustomerListParamsSerializer(serializers.Serializer):
@@ -256,6 +267,20 @@ class ExplanationSerializer(serializers.Serializer):
         allow_null=True,
         help_text=_("Calibrated probability of a purchase within 90 days; null before calibration."),
     )
+    confidence_band = serializers.CharField(
+        source="confidence_view.band",
+        read_only=True,
+        allow_null=True,
+        default=None,
+        help_text=_("high, medium or low; null before calibration."),
+    )
+    confidence_meaning = serializers.CharField(
+        source="confidence_view.meaning",
+        read_only=True,
+        allow_null=True,
+        default=None,
+        help_text=_("What the confidence figure means, in one line; null before calibration."),
+    )
     flags = FlagSerializer(
         many=True,
         read_only=True,
@@ -283,6 +308,15 @@ class RecommendationSerializer(serializers.Serializer):
         read_only=True, allow_null=True, help_text=_("Cosine similarity of customer and product (null if undefined).")
     )
     product = RecommendedProductSerializer(source="*", read_only=True)
+    kind = serializers.ChoiceField(
+        choices=RECOMMENDATION_KINDS,
+        read_only=True,
+        help_text=_("reorder: the customer bought this product before; new: they never did."),
+    )
+    history = serializers.CharField(
+        read_only=True,
+        help_text=_("The customer's history with the product: orders, the last one and the usual interval."),
+    )
     generated_at = serializers.DateTimeField(read_only=True)
     explanation = ExplanationSerializer(
         read_only=True, allow_null=True, help_text=_("Null until the recommendation has been explained.")

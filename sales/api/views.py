@@ -17,13 +17,13 @@ from rest_framework.views import APIView
 from core.api.serializers import VALIDATION_ERROR_SCHEMA, ErrorSerializer
 from core.api.views import UNAUTHENTICATED
 from core.pagination import StrictBoundedLimitOffsetPagination
-from explanations.review import reader_language
 from outcomes.selectors import control_recommendation_ids, outcome_list
 from outcomes.services import outcome_record
 from recommendations.models import Customer, Recommendation
 from recommendations.selectors import customer_recent_purchases
 from sales import selectors
 from sales.api import serializers as s
+from sales.cache import cached_cards
 from sales.presentation import recommendation_cards, viewer_for
 
 PSEUDONYM_PATH_PARAMETER = OpenApiParameter(
@@ -37,9 +37,13 @@ BAD_QUERY = OpenApiResponse(
 )
 
 
-def _customer_or_404(request: Request, pseudonym: str, *, with_concepts: bool = False) -> Customer:
+def _customer_or_404(
+    request: Request, pseudonym: str, *, with_concepts: bool = False, with_versions: bool = False
+) -> Customer:
     try:
-        return selectors.customer_get(user=request.user, pseudonym=pseudonym, with_concepts=with_concepts)
+        return selectors.customer_get(
+            user=request.user, pseudonym=pseudonym, with_concepts=with_concepts, with_versions=with_versions
+        )
     except Customer.DoesNotExist:
         raise NotFound(_("No customer with this pseudonym.")) from None
 
@@ -96,22 +100,32 @@ class CustomerRecommendationsApi(APIView):
         "for every caller; the reason text only for callers allowed to read it (otherwise `reason` is null, "
         "`reason_status` is `under_review` and `template_text` is the reason built from the evidence alone), "
         "flags only for reviewers.",
-        parameters=[PSEUDONYM_PATH_PARAMETER],
-        responses={200: s.RecommendationSerializer(many=True), 401: UNAUTHENTICATED, 404: NOT_FOUND},
+        parameters=[PSEUDONYM_PATH_PARAMETER, s.RecommendationListParamsSerializer],
+        responses={200: s.RecommendationSerializer(many=True), 400: BAD_QUERY, 401: UNAUTHENTICATED, 404: NOT_FOUND},
     )
     def get(self, request: Request, pseudonym: str) -> Response:
-        customer = _customer_or_404(request, pseudonym)
-        recommendations = selectors.recommendations_for_customer(
-            user=request.user, customer=customer, language=reader_language()
-        )
-        cards = recommendation_cards(
-            recommendations=recommendations,
-            # Asked only when a card depends on the caller's roles: it may cost a query.
-            viewer=lambda: viewer_for(request.user),
-            # Read without assigning: an API read is not an exposure of the A/B test.
-            control_ids=control_recommendation_ids(recommendations=recommendations),
-        )
-        return Response(s.RecommendationSerializer(cards, many=True).data)
+        params = s.RecommendationListParamsSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        kind = params.validated_data.get("kind")
+        customer = _customer_or_404(request, pseudonym, with_versions=True)
+        viewer = viewer_for(request.user)
+
+        def build() -> list:
+            recommendations = selectors.recommendations_for_customer(
+                user=request.user, customer=customer, kind=kind, language=viewer.language
+            )
+            cards = recommendation_cards(
+                recommendations=recommendations,
+                viewer=viewer,
+                # Read without assigning: an API read is not an exposure of the A/B test.
+                control_ids=control_recommendation_ids(recommendations=recommendations),
+            )
+            return list(s.RecommendationSerializer(cards, many=True).data)
+
+        # The serialized cards are cached by their versions, the filter, the language and the caller's roles
+        # (sales.cache).
+        data, _hit = cached_cards(kind=f"api:{kind or 'all'}", customer=customer, viewer=viewer, build=build)
+        return Response(data)
 
 
 # --------------------------------------------------------------------------- outcomes

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from dashboard import quality
@@ -169,3 +170,42 @@ def test_segments_find_the_two_groups_and_describe_them_from_their_facts(setting
     points = run.interpolation["points"]
     assert len(points) == 5 and points[0]["t"] == 0.0 and points[-1]["t"] == 1.0
     assert all(p["text"].startswith("Closest products:") for p in points)
+
+
+@pytest.mark.django_db
+def test_the_quality_page_says_segments_are_described_from_purchase_facts_without_a_reading_adapter(
+    settings, tmp_path, client
+):
+    """Without an adapter that met the held-out goals, the page says plainly where segment words come from."""
+    from explanations.services.segments import segments_compute
+    from tests.factories import UserFactory
+
+    settings.ELM_ADAPTER_DIR = tmp_path / "no-adapter"
+    _two_groups()
+    segments_compute(k_max=3)
+    client.force_login(UserFactory(groups=["manager"]))
+    page = client.get(reverse("quality")).content.decode()
+    assert "Descriptions are written from purchase facts" in page
+    assert "No ELM adapter reads customer vectors reliably yet." in page
+
+
+def test_quality_page_shows_the_confidence_models_test_measures(client, stored):
+    """AUC, within-list AUC and ECE against their goals, and bought vs mean confidence per rank and kind."""
+    # Given the served calibration carries the confidence model's test measures
+    metrics = {
+        "chosen": {"kind": "logistic"},
+        "test_rank_only_auc": 0.571,
+        "test": {
+            "pairs": 33680, "auc": 0.7218, "within_list_auc": 0.6247, "ece": 0.0166,
+            "by_rank": [{"rank": 1, "pairs": 3368, "buy_rate": 0.177, "mean_confidence": 0.187}],
+            "by_kind": {"reorder": {"pairs": 22610, "buy_rate": 0.148, "mean_confidence": 0.131}},
+        },
+    }  # fmt: skip
+    ConfidenceCalibration.objects.update(metrics=metrics)
+    # When a manager opens the page
+    html = _client_for(client, "manager").get("/quality/").content.decode()
+    # Then the measures and their goals are shown
+    assert 'id="confidence-model"' in html and "33,680 served recommendations" in html
+    assert "<td>0.722</td><td>≥ 0.75</td>" in html and "<td>0.625</td><td>≥ 0.60</td>" in html
+    assert "<td>0.0166</td><td>≤ 0.02</td>" in html
+    assert "<td>0.177</td><td>0.187</td>" in html and "Re-orders" in html

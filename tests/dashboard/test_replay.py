@@ -205,3 +205,12 @@ def test_replay_deal_kpis_count_every_replayed_recommendation_as_pitched(shop):
     assert sum(a.pitched for a in kpis.arms.values()) == 6 * n
     assert kpis.ranks[0] == (1, 6, 1)
     assert [(w.week.isoformat(), w.values) for w in kpis.weeks] == [("2011-08-29", {"won": 1})]
+    # And re-orders (bought before the cutoff) and new products are counted apart, adding up to the totals
+    reorders = run.rows.filter(times_bought__gt=0).count()
+    assert [(k.kind, k.shown) for k in kpis.kinds] == [("reorder", reorders), ("new", 6 * n - reorders)]
+    assert sum(k.won for k in kpis.kinds) == 1
+    for row in run.rows.all():  # as of the cutoff: sale days before it
+        before = Purchase.objects.filter(
+            customer_id=row.customer_id, product_id=row.product_id, kind="sale", occurred_at__lt=CUTOFF
+        )
+        assert row.times_bought == len({timezone.localdate(p.occurred_at) for p in before})

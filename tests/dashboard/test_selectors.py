@@ -9,6 +9,7 @@ import pytest
 
 from dashboard import model_selectors, selectors
 from dashboard.selectors import Filters
+from recommendations.models import Recommendation
 from tests.dashboard.conftest import PERIOD_END, PERIOD_START, at
 from tests.factories import CustomerFactory, ProductFactory, PurchaseFactory
 
@@ -35,6 +36,19 @@ def test_deal_kpis_split_by_arm_with_the_latest_decision_of_each_deal(kpi_world)
     assert kpis.difference.value == pytest.approx(0.5)
     low, high = kpis.difference.interval
     assert low < 0 < high and not kpis.difference.significant
+
+
+def test_deal_kpis_split_re_orders_from_new_products(kpi_world):
+    """Re-orders (r1 won, r6 lost; r6 never shown) and new products (r2 lost, r3 open, r4 not relevant)."""
+    # Given r1 and r6 recommend products their customers bought before
+    for key in ("r1", "r6"):
+        Recommendation.objects.filter(pk=kpi_world.recs[key].pk).update(times_bought=3)
+    # When
+    kpis = selectors.deal_kpis(user=kpi_world.users["manager"], filters=PERIOD)
+    # Then each kind has its own shown, pitched, won and lost, adding up to the totals
+    kinds = {k.kind: (k.shown, k.pitched, k.won, k.lost) for k in kpis.kinds}
+    assert kinds == {"reorder": (1, 2, 1, 1), "new": (3, 2, 0, 1)}
+    assert kpis.kinds[0].win_rate.value == pytest.approx(0.5)
 
 
 def test_deal_kpis_by_region_and_week(kpi_world):

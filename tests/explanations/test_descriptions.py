@@ -134,10 +134,12 @@ def test_review_buttons_work_for_reviewers_only(shop, no_adapter, client):
 def test_with_an_adapter_the_elm_writes_from_the_vector_and_facts(shop, tmp_path, model_and_tokenizer):
     """Decode the customer's soft tokens with its facts, and record the adapter that did it."""
     from tests.explanations.test_elm import small_artifact
+    from tests.explanations.test_explain import READS
 
-    # Given a (small, untrained) adapter in use
+    # Given a (small, untrained) adapter in use, recorded as having met the held-out goals
     model, _ = model_and_tokenizer
     artifact = small_artifact(model)
+    artifact.metrics["evaluation"] = READS
     elm.save_artifact(artifact, tmp_path)
     _, customers = shop
     elm.get_adapter.cache_clear()
@@ -153,6 +155,31 @@ def test_with_an_adapter_the_elm_writes_from_the_vector_and_facts(shop, tmp_path
     assert row.versions["adapter"] == artifact.version and row.versions["lm"]
     assert row.text and -1 <= row.consistency <= 1
     assert isinstance(row.flags, list)
+
+
+def test_an_adapter_that_does_not_read_vectors_leaves_descriptions_to_the_facts_and_the_page_says_so(
+    shop, monkeypatch, client
+):
+    """An adapter below the held-out goals writes nothing; the customer page says the text is from purchase facts."""
+    from types import SimpleNamespace
+
+    from tests.explanations.test_explain import GUESSES
+
+    # Given an adapter whose held-out evaluation missed a goal
+    adapter = SimpleNamespace(metrics={"evaluation": GUESSES}, version="elm-guesses")
+    monkeypatch.setattr(elm, "get_adapter", lambda: adapter)
+    _, customers = shop
+    # When a customer is described
+    descriptions.customer_descriptions_generate(customer_ids=[customers[0].pk])
+    # Then the description is the purchase-facts text, without the adapter
+    row = CustomerDescription.objects.get(customer=customers[0])
+    assert row.method == CustomerDescription.Method.TEMPLATE and row.text == row.reference_text
+    assert row.versions["adapter"] == ""
+    # And the customer page says plainly where the words come from
+    reviewer = UserFactory(groups=["reviewer"])
+    client.force_login(reviewer)
+    page = client.get(reverse("customer-detail", args=[customers[0].pseudonym])).content.decode()
+    assert "purchase facts: no ELM adapter reads customer vectors reliably yet." in page
 
 
 def test_customer_page_shows_the_approved_text_to_sales_without_the_checks(shop, no_adapter, client):

@@ -106,7 +106,7 @@ def test_teacher_forced_loss_with_cached_prefix_equals_the_full_sequence_loss(mo
     import torch
 
     model, tokenizer = model_and_tokenizer
-    trainer = elm._Trainer(model, tokenizer, "customer")
+    trainer = elm.Trainer(model, tokenizer, "customer")
     soft = small_artifact(model).soft_tokens(unit_vectors(2))
     targets = trainer.encode_targets(["Buys bags.", "Mainly buys candles and home decor."], 48)
     with torch.no_grad():
@@ -281,17 +281,3 @@ def test_facts_from_lines_computes_orders_baskets_season_price_and_recency():
     # Active span: from the first order to the end of the data (b: 6 months, one order)
     assert b.orders_per_month == pytest.approx(1 / (182 / (365.25 / 12)))
     assert dict(a.top_categories)["candles"] == 2
-
-
-def test_customer_vectors_are_recency_and_quantity_weighted_means_net_of_returns():
-    """Weight products by log1p(net quantity) and a 180-day half-life, dropping fully returned ones."""
-    vectors = {code: v for code, v in zip(["85123A", "22423", "37370", "85099B"], np.eye(4, 384), strict=True)}
-    out = profiles.customer_vectors(lines_frame(), vectors, half_life_days=180.0, as_of=datetime(2011, 12, 1))
-    # a: the mug was returned in full (net 0) so it does not count
-    a = out["a"]
-    w_heart = np.log1p(18) * 0.5 ** ((datetime(2011, 12, 1) - datetime(2011, 11, 20, 9)).total_seconds() / 86400 / 180)
-    w_stand = np.log1p(2) * 0.5 ** ((datetime(2011, 12, 1) - datetime(2011, 11, 1, 10)).total_seconds() / 86400 / 180)
-    expected = np.array([w_heart, w_stand]) / np.hypot(w_heart, w_stand)
-    assert np.allclose(a[:2], expected, atol=1e-6)
-    assert a[2] == 0.0
-    assert np.linalg.norm(out["b"]) == pytest.approx(1.0)

@@ -67,3 +67,23 @@ def test_a_failed_shard_marks_its_explanations_failed_and_keeps_complete_ones():
     assert kept.status != Explanation.Status.FAILED
     row = Explanation.objects.get(recommendation=missing)
     assert (row.status, row.error) == (Explanation.Status.FAILED, "LM crashed")
+
+
+def test_the_numbers_plan_shards_every_active_recommendation_without_numbers():
+    # Given recommendations with numbers, with an explanation from before the numbers pass, and with none
+    with_numbers, old, fresh = RecommendationFactory.create_batch(3)
+    ExplanationFactory(recommendation=with_numbers, versions={"numbers": "numbers-v1"})
+    ExplanationFactory(recommendation=old)
+    # When the numbers job is planned
+    shards = registry.get("explain_numbers").plan(job_create(kind="explain_numbers"))
+    # Then the two without numbers are in its shards, the one with numbers is not
+    assert sorted(pk for s in shards for pk in s["ids"]) == sorted([old.pk, fresh.pk])
+
+
+def test_a_recommendation_with_numbers_and_no_reason_still_waits_for_words():
+    # Given the numbers pass wrote an explanation (template only), and another one has its reason
+    waiting, written = RecommendationFactory.create_batch(2)
+    ExplanationFactory(recommendation=waiting, reason_text="", versions={"numbers": "numbers-v1"})
+    ExplanationFactory(recommendation=written, versions={"numbers": "numbers-v1"})
+    # Then only the first is to explain in words
+    assert selectors.recommendations_to_explain() == [waiting.pk]

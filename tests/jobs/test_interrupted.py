@@ -306,3 +306,29 @@ def test_the_command_refuses_a_threshold_a_live_worker_could_miss():
     with pytest.raises(CommandError, match="three heartbeats"):
         _recover("--stale-after-minutes", "1")
     assert Job.objects.get(pk=job.pk).status == J.RUNNING
+
+
+def test_after_a_run_killed_mid_way_the_next_start_leaves_nothing_running(django_capture_on_commit_callbacks):
+    """What the demo does at start (``jobs_recover --all``): no job stays queued or running, none is lost.
+
+    A run killed mid-way (its workers gone with SIGKILL, nothing could record it) leaves a job running
+    with shards pending, the next job of its chain queued, and one that never started; afterwards
+    every one of them is interrupted and offered for resume, and the resume finishes the unfinished shards.
+    """
+    # given: the database as a killed run leaves it
+    running = running_job(done=2)
+    queued_next = Job.objects.create(kind="test_four_shards")
+    never_planned = Job.objects.create(kind="test_four_shards")
+    # when the next run starts
+    out = io.StringIO()
+    call_command("jobs_recover", "--all", stdout=out)
+    # then nothing stays queued or running, and every job is listed for resume or retry
+    assert not Job.objects.filter(status__in=Job.ACTIVE).exists()
+    assert not JobShard.objects.filter(status=S.PENDING).exists()
+    for job in (running, queued_next, never_planned):
+        assert f"job #{job.pk} test_four_shards: interrupted" in out.getvalue()
+    # and a resume queues only the two shards the killed run had not finished
+    with django_capture_on_commit_callbacks() as callbacks:
+        job_resume(job_id=running.pk)
+    assert len(callbacks) == 2
+    assert statuses(running) == [S.DONE, S.DONE, S.PENDING, S.PENDING]

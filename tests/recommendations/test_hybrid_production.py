@@ -171,6 +171,9 @@ def test_production_batch_serves_the_evaluation_choice_with_exact_evidence(artif
             occurred_at__gte=timezone.now() - timedelta(days=90),
         )  # fmt: skip
         assert not recent.exists()
+        # And its re-order facts count the customer's earlier orders of the product
+        earlier = Purchase.objects.filter(customer_id=rec.customer_id, product_id=rec.product_id, kind="sale")
+        assert rec.times_bought == len({timezone.localdate(p.occurred_at) for p in earlier})
         # And each score is the sum of its per-purchase contributions and the popularity term
         evidence, necessity = hybrid_evidence(rec, reference=None)
         assert sum(e.share for e in evidence.items) + evidence.base == pytest.approx(rec.score, abs=1e-6)

@@ -69,6 +69,9 @@ def test_top_n_excludes_recent_purchases_and_non_merchandise():
     assert products[1].pk not in {r.product_id for r in recs}
     scores = [r.score for r in recs]
     assert scores == sorted(scores, reverse=True)
+    # And the product bought long ago is marked a re-order (once, on its day), the others new
+    assert (recs[0].times_bought, recs[0].last_bought) == (1, timezone.localdate(NOW - timedelta(days=400)))
+    assert all(r.times_bought == 0 and r.last_bought is None for r in recs[1:])
 
 
 def test_recompute_of_a_shard_replaces_its_rows():

@@ -296,6 +296,8 @@ def test_recommendations_come_from_the_active_batch_in_rank_order(client):
         "rank": 1,
         "score": pytest.approx(0.9),
         "product": {"stock_code": ranked[1].product.stock_code, "description": ranked[1].product.description},
+        "kind": "new",
+        "history": "New to this customer",
         "generated_at": body[0]["generated_at"],
         "explanation": None,
     }
@@ -372,7 +374,8 @@ def test_recommendations_include_every_part_of_their_explanation(api_client):
     explanation = response.json()[0]["explanation"]
     assert set(explanation) == {
         "status", "reason", "reason_status", "template_text", "evidence", "necessity", "concepts",
-        "word_attributions", "consistency", "confidence", "flags", "versions", "generated_at",
+        "word_attributions", "consistency", "confidence", "confidence_band", "confidence_meaning", "flags",
+        "versions", "generated_at",
     }  # fmt: skip
     assert explanation["status"] == "generated"
     assert explanation["reason"] == "A vintage lantern for their candle range."
@@ -381,7 +384,8 @@ def test_recommendations_include_every_part_of_their_explanation(api_client):
     assert [row["stock_code"] for row in explanation["evidence"]] == ["EV001", "EV002", None]
     assert explanation["evidence"][-1] == {
         "product_id": None, "stock_code": None, "description": "other purchases", "weight": None,
-        "share": pytest.approx(0.3), "count": 12, "kind": "rest",
+        "share": pytest.approx(0.3), "count": 12, "kind": "rest", "family": "", "co_buyers_rate": None,
+        "co_buyers": None,
     }  # fmt: skip
     assert sum(row["share"] for row in explanation["evidence"]) == pytest.approx(0.6)
     assert explanation["necessity"] == {
@@ -547,7 +551,8 @@ def test_schema_documents_explanations_and_concepts(api_client):
     explanation = components["Explanation"]["properties"]
     assert set(explanation) == {
         "status", "reason", "reason_status", "template_text", "evidence", "necessity", "concepts",
-        "word_attributions", "consistency", "confidence", "flags", "versions", "generated_at",
+        "word_attributions", "consistency", "confidence", "confidence_band", "confidence_meaning", "flags",
+        "versions", "generated_at",
     }  # fmt: skip
     assert explanation["reason"]["nullable"] is True
     assert components["ReasonStatusEnum"]["enum"] == [

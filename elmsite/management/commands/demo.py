@@ -45,21 +45,19 @@ class Command(BaseCommand):
                 f"Dataset not found at {dataset}. Download 'Online Retail' from the UCI Machine Learning "
                 "Repository (https://doi.org/10.24432/C5BW33), save it as CSV, and pass --dataset PATH."
             )
-        started = self._start_servers(var)
-        children: list[processes.Child] = []
+        # Ctrl-C and SIGTERM stop everything, also when a script started us with SIGINT ignored.
+        processes.stop_on_signals()
+        started = self._servers_to_start(var)
+        children: list[processes.Child] = []  # each child is added as soon as it runs: an interrupt stops it
         stopping = False
-
-        def on_signal(signum, frame):
-            raise KeyboardInterrupt
-
-        signal.signal(signal.SIGTERM, on_signal)
         try:
+            self._start_servers(var)
             self._step("Migrating the database")
             call_command("migrate", interactive=False, verbosity=0)
             call_command("jobs_recover", "--all")  # a stopped run's unfinished jobs: interrupted, before our workers
             self._import(dataset)
-            children += self._start_workers(var)
-            children.append(self._start_beat(var))
+            self._start_workers(var, children)
+            self._start_beat(var, children)
             self._compute()
             self._users(reset_passwords)
             self._books()
@@ -84,7 +82,10 @@ class Command(BaseCommand):
             stopping = True
             self.stdout.write("\nStopping… (workers finish their current task; Ctrl-C again stops them at once)")
         finally:
-            processes.stop_all(children)
+            processes.stop_all(children)  # a further Ctrl-C while it waits kills the children at once
+            # The servers stop in a few seconds; an interrupt must not leave them half stopped.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             if started:
                 embedded.stop_all(var)
             if stopping or children:
@@ -95,15 +96,19 @@ class Command(BaseCommand):
     def _step(self, text: str) -> None:
         self.stdout.write(self.style.MIGRATE_HEADING(f"» {text}"))
 
-    def _start_servers(self, var: Path) -> bool:
+    def _servers_to_start(self, var: Path) -> bool:
+        """Whether this command starts the embedded servers (and so stops them when it ends)."""
+        if not (settings.EMBEDDED_DATABASE or settings.EMBEDDED_BROKER):
+            return False
+        return not (embedded.pg_status(var).running and embedded.valkey_status(var).running)
+
+    def _start_servers(self, var: Path) -> None:
         self._step("Starting the embedded servers")
         if not (settings.EMBEDDED_DATABASE or settings.EMBEDDED_BROKER):
             self.stdout.write("  using DATABASE_URL and CELERY_BROKER_URL")
-            return False
-        was_running = embedded.pg_status(var).running and embedded.valkey_status(var).running
+            return
         for status in embedded.start_all(var, database=settings.EMBEDDED_DATABASE, broker=settings.EMBEDDED_BROKER):
             self.stdout.write(f"  {status}")
-        return not was_running
 
     def _import(self, dataset: Path) -> None:
         from recommendations.models import ImportRun
@@ -116,7 +121,7 @@ class Command(BaseCommand):
             return
         call_command("import_transactions", str(dataset))
 
-    def _start_workers(self, var: Path) -> list[processes.Child]:
+    def _start_workers(self, var: Path, children: list[processes.Child]) -> None:
         self._step("Starting Celery workers (queues: gpu, default, search)")
         log_dir = var / "log"
         # Two single-threaded processes rather than one with two torch threads: on a shared 2-core CPU,
@@ -125,27 +130,29 @@ class Command(BaseCommand):
             name="gpu", queues="gpu", concurrency=2, log_dir=log_dir, cwd=settings.BASE_DIR,
             env={"ELM_TORCH_THREADS": os.environ.get("ELM_TORCH_THREADS", "1")},
         )  # fmt: skip
+        children.append(gpu)
         default = processes.start_worker(
             name="default", queues="default", concurrency=2, log_dir=log_dir, cwd=settings.BASE_DIR
         )
+        children.append(default)
         # Searches are interactive: one small process (the encoder only) keeps them answered while the
         # gpu processes spend minutes on adapter training and explanation shards.
         search = processes.start_worker(
             name="search", queues=settings.ELM_SEARCH_QUEUE, concurrency=1, log_dir=log_dir, cwd=settings.BASE_DIR,
             env={"ELM_TORCH_THREADS": "1"},
         )  # fmt: skip
+        children.append(search)
         for child in (gpu, default, search):
             processes.wait_for_log(child, b"ready.", timeout=90)
             self.stdout.write(f"  worker {child.name}: pid {child.proc.pid}, log {child.log}")
         search_workers_warm_up()
-        return [gpu, default, search]
 
-    def _start_beat(self, var: Path) -> processes.Child:
+    def _start_beat(self, var: Path, children: list[processes.Child]) -> None:
         self._step("Starting Celery beat (nightly refresh; schedules editable in the admin)")
         beat = processes.start_beat(log_dir=var / "log", cwd=settings.BASE_DIR)
+        children.append(beat)
         processes.wait_for_log(beat, b"beat: Starting", timeout=60)
         self.stdout.write(f"  beat: pid {beat.proc.pid}, log {beat.log}")
-        return beat
 
     def _compute(self) -> None:
         from jobs import pipeline

@@ -27,7 +27,7 @@ def add_japanese(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('explanations', '0006_customerdescription_status_state_machine'),
+        ('explanations', '0008_merge_confidence_model_and_evidence_groups'),
     ]
 
     operations = [

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('explanations', '0007_concept_description_ja_concept_name_ja'),
+        ('explanations', '0009_concept_description_ja_concept_name_ja'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

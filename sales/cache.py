@@ -1,0 +1,107 @@
+"""Cached recommendation cards: the customer page's rendered cards and the recommendations API's JSON.
+
+Building a card (decoding the explanation's evidence, words and concepts, deciding what the viewer
+may see) and rendering it is most of a customer page's CPU. Both are cached per process under a key
+made of everything they depend on:
+
+- ``customer.cards_version`` and ``customer.description_version`` (``sales.selectors.cards_version``):
+  digests computed by the database in the same query that reads the customer, which change when a
+  new batch activates, a reason is approved, edited or withdrawn, or any other column of a shown
+  row changes;
+- the active language (the cards are translated) and ``Viewer.cache_key`` (the roles a card depends on).
+
+A changed version is a new key, so an entry is never invalidated, only no longer read; each web
+process keeps its own entries (``settings.ELM_CARD_CACHE``, bounded, with a timeout). What depends on
+the request itself (outcomes, the outcome form's token, the CSRF token) is never cached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.core.cache import caches
+from django.template.loader import render_to_string
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import get_language
+
+from explanations.models import CustomerDescription
+from recommendations.models import Customer
+from sales.presentation import Card, Viewer
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RenderedCard:
+    """A card's content as HTML (``sales/_card_content.html``) with what the page around it needs."""
+
+    recommendation_id: int
+    rank: int
+    pending: bool  # no explanation yet
+    html: SafeString
+
+
+@dataclass(frozen=True)
+class CustomerCards:
+    """What the customer page shows of the active batch and the profile in words, for one viewer."""
+
+    cards: tuple[RenderedCard, ...]
+    generated_at: datetime | None  # of the batch's recommendations
+    description: CustomerDescription | None
+
+    @property
+    def recommendation_ids(self) -> list[int]:
+        return [card.recommendation_id for card in self.cards]
+
+    @property
+    def pending_count(self) -> int:
+        return sum(1 for card in self.cards if card.pending)
+
+
+def customer_cards_render(
+    *, cards: list[Card], generated_at: datetime | None, description: CustomerDescription | None
+) -> CustomerCards:
+    """Render each card's content once; the score bars share the page's range (0..1 unless a score is above)."""
+    context = {
+        "score_max": max([1.0, *(card.score for card in cards)]),
+        "score_min": min([0.0, *(card.score for card in cards)]),
+    }
+    rendered = tuple(
+        RenderedCard(
+            recommendation_id=card.recommendation_id,
+            rank=card.rank,
+            pending=card.explanation is None,
+            # The template escapes every value it shows; its output is HTML.
+            html=mark_safe(render_to_string("sales/_card_content.html", {**context, "card": card})),  # noqa: S308
+        )
+        for card in cards
+    )
+    return CustomerCards(cards=rendered, generated_at=generated_at, description=description)
+
+
+def _key(kind: str, customer: Customer, viewer: Viewer) -> str:
+    if "cards_version" not in customer.__dict__:
+        raise ValueError("read the customer with sales.selectors.customer_get(with_versions=True)")
+    versions = (customer.cards_version, customer.description_version)
+    return ":".join([kind, str(customer.pk), *(v or "-" for v in versions), get_language() or "-", viewer.cache_key])
+
+
+def cached_cards(*, kind: str, customer: Customer, viewer: Viewer, build: Callable[[], T]) -> tuple[T, bool]:
+    """Return the cached value of ``kind`` for this customer and viewer, building it on a miss.
+
+    ``kind`` names the value and the selection ("page:all", "api:reorder", ...).
+
+    Returns ``(value, hit)``. ``customer`` must carry its versions (``customer_get(with_versions=True)``).
+    """
+    cache = caches[settings.ELM_CARD_CACHE]
+    key = _key(kind, customer, viewer)
+    value: Any = cache.get(key)
+    if value is not None:
+        return value, True
+    value = build()
+    cache.set(key, value)
+    return value, False

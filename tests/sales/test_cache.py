@@ -1,0 +1,167 @@
+"""The card cache (sales.cache): the page and the API read cards from it until something they show changes."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from explanations.models import Explanation
+from explanations.services.review import explanation_approve, explanation_edit
+from outcomes.models import Exposure
+from recommendations.models import RecommendationBatch
+from recommendations.services.recommend import recommendation_batch_activate
+from tests.factories import (
+    CustomerFactory,
+    ExplanationFactory,
+    ExposureFactory,
+    ProductFactory,
+    RecommendationBatchFactory,
+    RecommendationFactory,
+    UserFactory,
+    assign,
+)
+
+pytestmark = [pytest.mark.django_db, pytest.mark.filterwarnings("ignore:No directory at:UserWarning")]
+
+S = Explanation.Status
+REASON = "A white lantern that goes with their heart-shaped T-light holders."
+EDITED = "A white lantern for the shelf where their T-light holders stand."
+# The session is read from the shared cache when there is one (settings: cached_db), else from the database.
+SESSION_QUERIES = 0 if settings.SESSION_ENGINE.endswith("cached_db") else 1
+
+
+def page_url(customer) -> str:
+    return reverse("customer-detail", args=[customer.pseudonym])
+
+
+def api_url(customer) -> str:
+    return reverse("api-customer-recommendations", args=[customer.pseudonym])
+
+
+def book(user, *, n_items: int = 1, status: str = S.PENDING_REVIEW):
+    """A customer in ``user``'s book with ``n_items`` explained recommendations already shown once."""
+    customer = CustomerFactory()
+    assign(user, customer)
+    explanations = []
+    for rank in range(1, n_items + 1):
+        rec = RecommendationFactory(customer=customer, rank=rank)
+        explanations.append(ExplanationFactory(recommendation=rec, status=status, reason_text=REASON, flags=[]))
+        ExposureFactory(recommendation=rec, arm=Exposure.Arm.EXPLAINED)
+    return customer, explanations
+
+
+def recommendation_reads(queries) -> int:
+    """How many of the captured queries read the recommendations themselves (what a cache hit skips)."""
+    return sum(1 for q in queries if q["sql"].startswith('SELECT "recommendations_recommendation"."id"'))
+
+
+@pytest.mark.parametrize("n_items", [1, 8])
+def test_a_cached_page_takes_at_most_five_queries_and_reads_no_recommendations(client, n_items):
+    """Answer a sales person's repeated page view from the card cache in at most 5 queries, however many cards."""
+    # given: a sales person who opened the page once
+    sales = UserFactory(groups=["sales"])
+    customer, _ = book(sales, n_items=n_items, status=S.APPROVED)
+    client.force_login(sales)
+    first = client.get(page_url(customer))
+    # when
+    with CaptureQueriesContext(connection) as captured:
+        again = client.get(page_url(customer))
+    # then: session (cached), user with roles, customer with versions, exposures, purchases, outcomes
+    assert len(captured.captured_queries) <= 5 + SESSION_QUERIES
+    assert recommendation_reads(captured.captured_queries) == 0
+    assert again.content.decode().count('<meter class="score__bar"') == n_items
+    assert first.content.decode().count(REASON) == again.content.decode().count(REASON) == n_items
+    assert Exposure.objects.filter(recommendation__customer=customer, show_count=2).count() == n_items
+
+
+@pytest.mark.parametrize("n_items", [1, 8])
+def test_a_cached_api_answer_takes_at_most_five_queries(client, n_items):
+    """Answer a repeated recommendations API call from the cache, without reading the recommendations."""
+    # given
+    sales = UserFactory(groups=["sales"])
+    customer, _ = book(sales, n_items=n_items, status=S.APPROVED)
+    client.force_login(sales)
+    first = client.get(api_url(customer)).json()
+    # when
+    with CaptureQueriesContext(connection) as captured:
+        again = client.get(api_url(customer)).json()
+    # then
+    assert len(captured.captured_queries) <= 5 + SESSION_QUERIES
+    assert recommendation_reads(captured.captured_queries) == 0
+    assert again == first
+    assert [item["explanation"]["reason"] for item in again] == [REASON] * n_items
+
+
+@pytest.mark.parametrize("url", [page_url, api_url])
+def test_approving_a_reason_shows_it_to_sales_at_once(client, url):
+    """A reason approved after the cards were cached is shown on the next view (the page and the API)."""
+    # given: sales saw the card while its reason was under review (cached)
+    sales = UserFactory(groups=["sales"])
+    reviewer = UserFactory(groups=["reviewer"])
+    customer, (explanation,) = book(sales)
+    client.force_login(sales)
+    client.get(url(customer))
+    assert REASON not in client.get(url(customer)).content.decode()
+    # when
+    explanation_approve(user=reviewer, explanation_id=explanation.pk)
+    # then
+    assert REASON in client.get(url(customer)).content.decode()
+
+
+@pytest.mark.parametrize("url", [page_url, api_url])
+def test_editing_a_reason_shows_the_new_text(client, url):
+    """A reviewer's edit replaces the cached text for the next reader."""
+    # given: a reviewer read the reason (cached)
+    reader = UserFactory(groups=["reviewer"])
+    editor = UserFactory(groups=["reviewer"])
+    customer, (explanation,) = book(reader)
+    client.force_login(reader)
+    client.get(url(customer))
+    assert REASON in client.get(url(customer)).content.decode()
+    # when
+    explanation_edit(user=editor, explanation_id=explanation.pk, text=EDITED)
+    # then
+    body = client.get(url(customer)).content.decode()
+    assert EDITED in body
+    assert REASON not in body
+
+
+@pytest.mark.parametrize("url", [page_url, api_url])
+def test_a_new_batch_replaces_the_cached_cards(client, url):
+    """Once a new batch activates, its recommendations are shown, not the cached ones of the old batch."""
+    # given: cards of the active batch were cached
+    sales = UserFactory(groups=["sales"])
+    customer, _ = book(sales, status=S.APPROVED)
+    client.force_login(sales)
+    client.get(url(customer))
+    old_body = client.get(url(customer)).content.decode()
+    new_batch = RecommendationBatchFactory(status=RecommendationBatch.Status.RUNNING)
+    new_product = ProductFactory(description="ENAMEL BREAD BIN CREAM")
+    RecommendationFactory(customer=customer, batch=new_batch, product=new_product, rank=1)
+    assert new_product.description not in old_body
+    # when
+    recommendation_batch_activate(batch_id=new_batch.pk)
+    # then
+    assert new_product.description in client.get(url(customer)).content.decode()
+
+
+def test_cards_are_cached_per_language_and_role(client):
+    """A reviewer never gets the card cached for sales (and the other way round), nor one in another language."""
+    # given: a reason under review, read first by sales (hidden), in English
+    sales = UserFactory(groups=["sales"])
+    reviewer = UserFactory(groups=["reviewer"])
+    customer, _ = book(sales)
+    client.force_login(sales)
+    client.get(page_url(customer))
+    assert REASON not in client.get(page_url(customer)).content.decode()
+    # when / then: the reviewer reads it
+    client.force_login(reviewer)
+    assert REASON in client.get(page_url(customer)).content.decode()
+    # when / then: in Japanese, the card's own labels are translated (not the English card from the cache)
+    japanese = client.get(page_url(customer), HTTP_ACCEPT_LANGUAGE="ja").content.decode()
+    english = client.get(page_url(customer), HTTP_ACCEPT_LANGUAGE="en").content.decode()  # English last: tests after
+    assert 'id="rec-1-score">Match score<' in english
+    assert 'id="rec-1-score">一致スコア<' in japanese
