@@ -191,3 +191,17 @@ def test_the_admin_shows_the_texts_in_every_language_read_only(admin_client):
     html = admin_client.get(reverse("admin:explanations_explanation_change", args=[explanation.pk])).content.decode()
     assert JAPANESE in html and ENGLISH in html
     assert 'name="localized_reasons-0-reason_text"' not in html  # shown, not editable
+
+
+def test_approving_the_japanese_text_reaches_a_page_already_seen(client):
+    """The cached card digests the texts in every language: the approval shows on the next read."""
+    # given a Japanese sales person who already read the card while the Japanese text was under review
+    explanation = explained(english=S.APPROVED, japanese=S.PENDING_REVIEW)
+    reader(client, language="ja", explanation=explanation)
+    assert JAPANESE not in card(client, explanation)
+    assert api_item(client, explanation)["reason"] is None
+    # when a reviewer approves the Japanese text
+    review.explanation_approve(user=UserFactory(groups=["reviewer"]), explanation_id=explanation.pk, language="ja")
+    # then the page and the API show it
+    assert JAPANESE in card(client, explanation)
+    assert api_item(client, explanation)["reason"] == JAPANESE
