@@ -12,11 +12,12 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import cache, partial
+from functools import cache
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.utils import translation
 
 from explanations.models import Concept, ConfidenceCalibration, CustomerConcept, Explanation
 from explanations.services.evidence import (
@@ -27,7 +28,7 @@ from explanations.services.evidence import (
     decompose,
     hybrid_evidence,
 )
-from explanations.services.localized import localized_reasons_record, texts_in_languages
+from explanations.services.localized import localized_reasons_record, other_languages
 from explanations.services.review import explanation_record_generated
 from recommendations import profile
 from recommendations.models import Product, Recommendation
@@ -176,19 +177,23 @@ def _shared_concepts(customer_id: int, item_vector: np.ndarray) -> list[dict]:
     return out
 
 
-def template_reason(facts: Facts) -> str:
-    """Return the deterministic reason built only from the evidence (fallback and reviewer reference)."""
-    product = _title(facts.recommendation.product.description)
-    named = [r for r in facts.evidence_rows if r.get("product_id")][:3]
-    if not named:
-        return f"{product} is close to the range this customer buys."
-    parts = [_title(r["description"]) for r in named]
-    listing = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1].lower()
-    text = f"{product} goes with what this customer already buys, such as {listing[:1].lower() + listing[1:]}."
-    shared = [c["concept"] for c in facts.concepts if c["shared"]][:2]
-    if shared:
-        text += f" It matches their profile as {' and '.join(shared).lower()}."
-    return text
+def template_reason(facts: Facts, *, lang: str = "en") -> str:
+    """Return the deterministic reason built only from the evidence (fallback and reviewer reference).
+
+    ``lang``: the language it is written in (made active while it is built, for gettext).
+    """
+    with translation.override(lang):
+        product = _title(facts.recommendation.product.description)
+        named = [r for r in facts.evidence_rows if r.get("product_id")][:3]
+        if not named:
+            return f"{product} is close to the range this customer buys."
+        parts = [_title(r["description"]) for r in named]
+        listing = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1].lower()
+        text = f"{product} goes with what this customer already buys, such as {listing[:1].lower() + listing[1:]}."
+        shared = [c["concept"] for c in facts.concepts if c["shared"]][:2]
+        if shared:
+            text += f" It matches their profile as {' and '.join(shared).lower()}."
+        return text
 
 
 def reason_prompt(facts: Facts, *, with_vectors: bool = False) -> list[dict]:
@@ -418,7 +423,8 @@ def explanations_generate(
             explanation_record_generated(explanation=explanation)
             # The other languages' reason: the template in that language, reviewed on its own.
             localized_reasons_record(
-                explanation=explanation, templates=texts_in_languages(partial(template_reason, facts))
+                explanation=explanation,
+                templates={lang: template_reason(facts, lang=lang) for lang in other_languages()},
             )
     return len(recs)
 

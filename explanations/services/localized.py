@@ -1,7 +1,7 @@
 """Reasons in the site's other languages (Japanese): written at generation, reviewed on their own.
 
 No configured language model writes Japanese (SmolLM2-135M writes English), so a language's reason is
-the template reason in that language: the same template function run under ``translation.override``,
+the template reason in that language: the same template function (``template_reason(facts, lang=)``),
 from the same evidence, with the facts filled in by gettext. It is checked like any reason and goes to
 the review queue as a ``LocalizedReason``; sales reading the language see it once a reviewer approved
 it, and the template in their language until then (``sales.presentation``).
@@ -9,10 +9,9 @@ it, and the template in their language until then (``sales.presentation``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from django.conf import settings
-from django.utils import translation
 
 from explanations.models import Explanation, LocalizedReason
 from explanations.services.review import explanation_record_generated, normalize_reason, reason_check
@@ -21,15 +20,6 @@ from explanations.services.review import explanation_record_generated, normalize
 def other_languages() -> list[str]:
     """Return the site's languages other than its own (English): those with a LocalizedReason."""
     return [code for code, _name in settings.LANGUAGES if code != settings.LANGUAGE_CODE]
-
-
-def texts_in_languages(build: Callable[[], str]) -> dict[str, str]:
-    """Return language -> ``build()`` run with that language active, for each of ``other_languages``."""
-    texts = {}
-    for language in other_languages():
-        with translation.override(language):
-            texts[language] = build()
-    return texts
 
 
 def localized_reasons_record(*, explanation: Explanation, templates: Mapping[str, str]) -> list[LocalizedReason]:
