@@ -145,7 +145,7 @@ def test_the_nightly_button_starts_the_chain_once(admin):
     client.post("/jobs/nightly/", {"csrfmiddlewaretoken": token})
     client.post("/jobs/nightly/", {"csrfmiddlewaretoken": token})
     job = Job.objects.get()
-    assert job.kind == "embed_products" and job.then == ["embed_customers", "recommend", "explain"]
+    assert job.kind == "embed_products" and job.then == ["embed_customers", "recommend", "explain_numbers", "explain"]
 
 
 def test_the_list_runs_a_fixed_number_of_queries(manager):
