@@ -311,7 +311,7 @@ def sum_explain_numbers(r: dict) -> dict:
         )
         if ratio < 0.5 and warm["per_s"] >= 150
         else None,
-        "limit": "writing ~1.5 KB of JSON per recommendation (COPY) and building it in Python, the item-item "
-        "re-ranking for necessity, and, from a cold cache, encoding each new text's one-word-masked variants "
-        "(once per text and encoder); the floor is numpy arithmetic only",
+        "limit": "writing ~5 KB of JSON per recommendation (COPY; word attributions are most of it) and "
+        "building it in Python, the item-item re-ranking for necessity, and, from a cold cache, encoding each "
+        "new text's one-word-masked variants (once per text and encoder); the floor is numpy arithmetic only",
     }
