@@ -232,7 +232,6 @@ class FittedConfidence:
 CANDIDATES: tuple[tuple[str, dict], ...] = (
     ("logistic", {"C": 1.0}),
     ("gradient_boosting", {"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 100}),
-    ("gradient_boosting", {"max_iter": 400, "learning_rate": 0.03, "max_leaf_nodes": 31, "min_samples_leaf": 200}),
 )
 
 
