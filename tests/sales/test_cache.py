@@ -17,7 +17,9 @@ from tests.factories import (
     CustomerFactory,
     ExplanationFactory,
     ExposureFactory,
+    OutcomeFactory,
     ProductFactory,
+    PurchaseFactory,
     RecommendationBatchFactory,
     RecommendationFactory,
     UserFactory,
@@ -69,7 +71,7 @@ def test_a_cached_page_takes_at_most_five_queries_and_reads_no_recommendations(c
     # when
     with CaptureQueriesContext(connection) as captured:
         again = client.get(page_url(customer))
-    # then: session (cached), user with roles, customer with versions, exposures, purchases, outcomes
+    # then: the user with its roles, the customer with the versions, the exposures' show count (+ the session)
     assert len(captured.captured_queries) <= 5 + SESSION_QUERIES
     assert recommendation_reads(captured.captured_queries) == 0
     assert again.content.decode().count('<meter class="score__bar"') == n_items
@@ -165,3 +167,20 @@ def test_cards_are_cached_per_language_and_role(client):
     english = client.get(page_url(customer), HTTP_ACCEPT_LANGUAGE="en").content.decode()  # English last: tests after
     assert 'id="rec-1-score">Match score<' in english
     assert 'id="rec-1-score">一致スコア<' in japanese
+
+
+def test_a_recorded_outcome_and_a_new_purchase_show_at_once(client):
+    """The cached page shows an outcome recorded and a purchase imported after it was cached."""
+    # given: a sales person's page, cached
+    sales = UserFactory(groups=["sales"])
+    customer, (explanation,) = book(sales, status=S.APPROVED)
+    client.force_login(sales)
+    client.get(page_url(customer))
+    assert "badge--outcome-won" not in client.get(page_url(customer)).content.decode()
+    # when
+    OutcomeFactory(recommendation=explanation.recommendation, user=sales, kind="won")
+    PurchaseFactory(customer=customer, description="ENAMEL FLOWER JUG CREAM")
+    # then
+    body = client.get(page_url(customer)).content.decode()
+    assert "badge--outcome-won" in body
+    assert "ENAMEL FLOWER JUG CREAM" in body
