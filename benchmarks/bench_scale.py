@@ -234,7 +234,7 @@ def curve(conn, *, table: str, kind: str, queries, truth, efs, rerank_sizes=(Non
         raise SystemExit(f"the {kind} query on {table} does not use the index")
     points = []
     for n in probes:
-        point = run_queries(conn, table=table, kind=kind, queries=queries, truth=truth, ef_search=0, probes=n)
+        point = run_queries(conn, table=table, kind=kind, queries=queries, truth=truth, ef_search=40, probes=n)
         log(f"  {kind} probes={n}: recall {point['recall_at_10']:.3f}, p50 {point['p50_ms']:.1f} ms, "
             f"p95 {point['p95_ms']:.1f} ms")  # fmt: skip
         points.append(point)
