@@ -55,6 +55,7 @@ class CustomerCards:
     description: CustomerDescription | None
     purchases: tuple[Purchase, ...] = ()  # the recent purchase lines, newest first
     outcomes: dict[int, list[Outcome]] = field(default_factory=dict)  # by recommendation id, newest first
+    summary: dict = field(default_factory=dict)  # the customer's recommendation_count, explained_count, concept_scores
 
     @property
     def recommendation_ids(self) -> list[int]:
@@ -72,6 +73,7 @@ def customer_cards_render(
     description: CustomerDescription | None,
     purchases: Sequence[Purchase] = (),
     outcomes: dict[int, list[Outcome]] | None = None,
+    summary: dict | None = None,
 ) -> CustomerCards:
     """Render each card's content once; the score bars share the page's range (0..1 unless a score is above)."""
     context = {
@@ -94,12 +96,13 @@ def customer_cards_render(
         description=description,
         purchases=tuple(purchases),
         outcomes=outcomes or {},
+        summary=summary or {},
     )
 
 
 # What each kind of cached value shows, besides the cards.
 _VERSIONS = {
-    "page": ("cards_version", "description_version", "purchases_version", "outcomes_version"),
+    "page": ("cards_version", "description_version", "purchases_version", "outcomes_version", "concepts_version"),
     "api": ("cards_version",),
 }
 

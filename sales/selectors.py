@@ -19,7 +19,7 @@ from django.utils.translation import gettext
 # Through the module: every read below looks the scoping hook up at call time (one hook for all).
 from accounts import selectors as scoping
 from core.permissions import UserLike
-from explanations.models import CustomerDescription, Explanation
+from explanations.models import Concept, CustomerConcept, CustomerDescription, Explanation
 from explanations.selectors import customer_concept_scores, explained_recommendation_count
 from jobs.models import Job
 from outcomes.models import Exposure, Outcome
@@ -129,7 +129,12 @@ def _local_midnight(day: date) -> datetime:
 
 
 def customer_get(
-    *, user: UserLike, pseudonym: str, with_concepts: bool = False, with_versions: bool = False
+    *,
+    user: UserLike,
+    pseudonym: str,
+    with_concepts: bool = False,
+    with_versions: bool = False,
+    with_counts: bool = True,
 ) -> Customer:
     """Return the customer with ``pseudonym`` if ``user`` may see it; raise Customer.DoesNotExist otherwise.
 
@@ -137,12 +142,14 @@ def customer_get(
     also ``concept_scores``: its usable, active concepts as ``[{name, description, score, low, high}]``
     (90% interval), highest score first; with ``with_versions`` also ``cards_version``,
     ``description_version``, ``purchases_version`` and ``outcomes_version`` (see ``cards_version``),
-    the keys of what the customer page caches. One query.
+    the keys of what the customer page caches, and ``concepts_version``. Without ``with_counts`` the
+    two counts are left out (a cached page has them; their expressions cost more to compile than the
+    query takes). One query.
     """
-    annotations = {
-        "recommendation_count": active_recommendation_count(),
-        "explained_count": explained_recommendation_count(),
-    }
+    annotations = {}
+    if with_counts:
+        annotations["recommendation_count"] = active_recommendation_count()
+        annotations["explained_count"] = explained_recommendation_count()
     if with_concepts:
         annotations["concept_scores"] = customer_concept_scores()
     if with_versions:
@@ -150,7 +157,22 @@ def customer_get(
         annotations["description_version"] = description_version()
         annotations["purchases_version"] = purchases_version()
         annotations["outcomes_version"] = outcomes_version()
+        annotations["concepts_version"] = concepts_version()
     return scoping.customer_get(user=user, pseudonym=pseudonym, annotate=annotations)
+
+
+def customer_summary(*, customer: Customer) -> dict:
+    """Return ``recommendation_count``, ``explained_count`` and ``concept_scores`` of a customer read with scope."""
+    return (
+        Customer.objects.filter(pk=customer.pk)
+        .values("pk")
+        .annotate(
+            recommendation_count=active_recommendation_count(),
+            explained_count=explained_recommendation_count(),
+            concept_scores=customer_concept_scores(),
+        )
+        .get()
+    )
 
 
 def _tables() -> dict[str, str]:
@@ -165,6 +187,8 @@ def _tables() -> dict[str, str]:
         "purchase": Purchase,
         "outcome": Outcome,
         "user": get_user_model(),
+        "customer_concept": CustomerConcept,
+        "concept": Concept,
     }
     return {name: model._meta.db_table for name, model in models.items()}
 
@@ -272,5 +296,18 @@ def outcomes_version() -> RawSQL:
           FROM "{t["outcome"]}" o
           LEFT JOIN "{t["user"]}" u ON u.id = o.user_id
          WHERE o.customer_id = "{t["customer"]}".id
+    """  # noqa: S608 (table names from the models)
+    return RawSQL(sql, ())  # noqa: S611 (no user input in the SQL)
+
+
+def concepts_version() -> RawSQL:
+    """A digest of the customer's concept scores and of the concepts' names, descriptions and states."""
+    t = _tables()
+    sql = f"""
+        SELECT md5(string_agg(concat_ws('|', cc.id, cc.score, cc.low, cc.high, k.name, k.description, k.usable,
+                                        k.is_active), ',' ORDER BY cc.id))
+          FROM "{t["customer_concept"]}" cc
+          JOIN "{t["concept"]}" k ON k.id = cc.concept_id
+         WHERE cc.customer_id = "{t["customer"]}".id
     """  # noqa: S608 (table names from the models)
     return RawSQL(sql, ())  # noqa: S611 (no user input in the SQL)

@@ -119,6 +119,7 @@ def _customer_cards(request: HttpRequest, customer: Customer, viewer: Viewer) ->
         description=customer_description_get(customer=customer),
         purchases=customer_recent_purchases(user=request.user, customer=customer),
         outcomes=outcomes_by_recommendation(recommendations=recommendations),
+        summary=selectors.customer_summary(customer=customer),
     )
 
 
@@ -130,15 +131,16 @@ def customer_detail(request: HttpRequest, pseudonym: str) -> HttpResponse:
     nothing they show changed; only the exposures' show count is written on every request.
     """
     try:
-        customer = selectors.customer_get(
-            user=request.user, pseudonym=pseudonym, with_concepts=True, with_versions=True
-        )
+        # Scope and versions only: the counts and concepts come with the cached page.
+        customer = selectors.customer_get(user=request.user, pseudonym=pseudonym, with_versions=True, with_counts=False)
     except Customer.DoesNotExist:
         raise Http404(_("No customer with this pseudonym.")) from None
     viewer = viewer_for(request.user)
     page, hit = cached_cards(
         kind="page", customer=customer, viewer=viewer, build=lambda: _customer_cards(request, customer, viewer)
     )
+    for name in ("recommendation_count", "explained_count"):
+        setattr(customer, name, page.summary.get(name, 0))
     ids = page.recommendation_ids
     if hit and viewer.sales_only and ids:
         exposures_mark_shown_by_id(recommendation_ids=ids)  # a miss counted the showing while building
@@ -154,7 +156,7 @@ def customer_detail(request: HttpRequest, pseudonym: str) -> HttpResponse:
         "sales/customer_detail.html",
         {
             "customer": customer,
-            "concepts": getattr(customer, "concept_scores", None) or [],
+            "concepts": page.summary.get("concept_scores") or [],
             "recommendations_generated_at": page.generated_at,
             "rows": rows,
             "pending_count": pending,

@@ -14,6 +14,8 @@ from outcomes.models import Exposure
 from recommendations.models import RecommendationBatch
 from recommendations.services.recommend import recommendation_batch_activate
 from tests.factories import (
+    ConceptFactory,
+    CustomerConceptFactory,
     CustomerFactory,
     ExplanationFactory,
     ExposureFactory,
@@ -184,3 +186,24 @@ def test_a_recorded_outcome_and_a_new_purchase_show_at_once(client):
     body = client.get(page_url(customer)).content.decode()
     assert "badge--outcome-won" in body
     assert "ENAMEL FLOWER JUG CREAM" in body
+
+
+def test_new_concept_scores_and_counts_show_at_once(client):
+    """The cached page shows concept scores and explained counts that changed after it was cached."""
+    # given: a page cached with one recommendation not explained yet and no concept scores
+    sales = UserFactory(groups=["sales"])
+    customer = CustomerFactory()
+    assign(sales, customer)
+    rec = RecommendationFactory(customer=customer, rank=1)
+    ExposureFactory(recommendation=rec, arm=Exposure.Arm.EXPLAINED)
+    client.force_login(sales)
+    client.get(page_url(customer))
+    before = client.get(page_url(customer))
+    assert "Gift buyer" not in before.content.decode()
+    # when / then: a concept score alone
+    CustomerConceptFactory(customer=customer, concept=ConceptFactory(name="Gift buyer"))
+    assert "Gift buyer" in client.get(page_url(customer)).content.decode()
+    # when / then: an explanation
+    ExplanationFactory(recommendation=rec, status=S.APPROVED, reason_text=REASON, flags=[])
+    after = client.get(page_url(customer))
+    assert (before.context["customer"].explained_count, after.context["customer"].explained_count) == (0, 1)
