@@ -89,6 +89,21 @@ KINDS = {
 }
 
 
+def register_centered(conn, *, table: str) -> None:
+    """Add the kinds ``centered`` and ``centered_half``: inner product with the table's mean vector subtracted.
+
+    The vectors are unit length, so for a unit query q, cos(c, q) = c·q = (c − μ)·q + μ·q, and μ·q is
+    the same for every row: ordering by (c − μ)·q is exactly the cosine order. The customer vectors
+    share a large common component (mean pairwise cosine 0.61); without it they spread out, which
+    may let a graph index find the true neighbours with a narrower search.
+    """
+    mu = conn.execute(f"SELECT avg(embedding)::text FROM {table}").fetchone()[0]
+    centered = f"((embedding - '{mu}'::vector({DIM}))::vector({DIM}))"
+    KINDS["centered"] = (f"({centered})", "vector_ip_ops", f"{centered} <#> %(q)s")
+    half = f"({centered})::halfvec({DIM})"
+    KINDS["centered_half"] = (f"({half})", "halfvec_ip_ops", f"{half} <#> %(q)s::halfvec({DIM})")
+
+
 class _Renicer:
     """Lower the priority of this session's backend (and its parallel build workers) on the shared machine."""
 
@@ -234,7 +249,7 @@ def curve(conn, *, table: str, kind: str, queries, truth, efs, rerank_sizes=(Non
         raise SystemExit(f"the {kind} query on {table} does not use the index")
     points = []
     for n in probes:
-        point = run_queries(conn, table=table, kind=kind, queries=queries, truth=truth, ef_search=0, probes=n)
+        point = run_queries(conn, table=table, kind=kind, queries=queries, truth=truth, ef_search=40, probes=n)
         log(f"  {kind} probes={n}: recall {point['recall_at_10']:.3f}, p50 {point['p50_ms']:.1f} ms, "
             f"p95 {point['p95_ms']:.1f} ms")  # fmt: skip
         points.append(point)
@@ -326,6 +341,8 @@ def bench_customers(*, database: str, sizes: list[int], n_queries: int, kinds: l
                 entry["exact"] = run_queries(conn, table=table, kind="vector", queries=queries[:50],
                                              truth=truth[:50], ef_search=40, exact=True, warmup=2)  # fmt: skip
                 log(f"exact scan over {size:,} customers: p50 {entry['exact']['p50_ms']:.0f} ms")
+            if any(spec.split(":")[0].removeprefix("ivf-").startswith("centered") for spec in kinds):
+                register_centered(conn, table=table)
             for spec in kinds:
                 params = _parse_spec(spec)
                 kind, lists = params["kind"], params["lists"]
@@ -363,7 +380,7 @@ def main() -> None:
         "--kinds",
         default="halfvec,vector",
         help="customer indexes: kind[:m[:ef_construction]] (HNSW) or ivf-kind[:lists] (IVFFlat), "
-        "kind in vector, halfvec, bit",
+        "kind in vector, halfvec, bit, centered, centered_half (inner product after subtracting the mean)",
     )
     parser.add_argument("--mem", default="2GB", help="maintenance_work_mem for the customer index builds")
     parser.add_argument("--workers", type=int, default=1, help="max_parallel_maintenance_workers for those builds")

@@ -15,7 +15,7 @@ from pathlib import Path
 # Seconds a child gets to stop by itself (a Celery worker: finish or hand back its task) before the
 # cold shutdown, and after that before it is killed: Ctrl-C ends everything within about 10 s. Tasks
 # are idempotent and acknowledged late, so a task cut short is redelivered and done again.
-WARM_SECONDS = float(os.environ.get("ELM_STOP_WARM_SECONDS", 4))
+WARM_SECONDS = float(os.environ.get("ELM_STOP_WARM_SECONDS", 3))
 COLD_SECONDS = float(os.environ.get("ELM_STOP_COLD_SECONDS", 2))
 
 

@@ -143,8 +143,10 @@ class PolicyTermAdmin(admin.ModelAdmin):
 
 @admin.register(ConfidenceCalibration)
 class ConfidenceCalibrationAdmin(admin.ModelAdmin):
-    list_display = ["pk", "recommender", "method", "ece_before", "ece_after", "test_pairs", "created_at"]
-    readonly_fields = [f.name for f in ConfidenceCalibration._meta.fields]
+    list_display = ["pk", "recommender", "method", "version", "ece_before", "ece_after", "test_pairs", "created_at"]
+    # The pickled model is not for reading; its version and measures say what it is.
+    exclude = ["artifact"]
+    readonly_fields = [f.name for f in ConfidenceCalibration._meta.fields if f.name != "artifact"]
 
     def has_add_permission(self, request):
         return False

@@ -136,6 +136,7 @@ def pair_features(
     with np.errstate(invalid="ignore", divide="ignore"):
         span = ((customer["last"] - customer["first"]) / DAY).to_numpy(dtype=np.float64)
         c_interval = np.where(c_orders >= 2, span / np.maximum(c_orders - 1, 1), np.nan)
+        c_due = c_since / c_interval
 
     buyers_days = days.groupby(["item", "customer"], sort=False).size()
     item = pd.DataFrame(
@@ -162,7 +163,7 @@ def pair_features(
         "customer_days_since_order": np.nan_to_num(c_since, nan=NEVER),
         "customer_interval": np.nan_to_num(c_interval, nan=NEVER),
         # Capped: one order in years is "long overdue", not an outlier that bends a linear model.
-        "customer_due_ratio": np.clip(np.nan_to_num(c_since / c_interval, nan=0.0, posinf=0.0), 0.0, 20.0),
+        "customer_due_ratio": np.clip(np.nan_to_num(c_due, nan=0.0, posinf=0.0), 0.0, 20.0),
         "customer_basket": customer["basket"].fillna(0).to_numpy(dtype=np.float64),
         "customer_orders_month": customer["orders_month"].fillna(0).to_numpy(dtype=np.float64),
         "item_buyers_month": item["buyers_month"].fillna(0).to_numpy(dtype=np.float64),
@@ -232,7 +233,6 @@ class FittedConfidence:
 CANDIDATES: tuple[tuple[str, dict], ...] = (
     ("logistic", {"C": 1.0}),
     ("gradient_boosting", {"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 100}),
-    ("gradient_boosting", {"max_iter": 400, "learning_rate": 0.03, "max_leaf_nodes": 31, "min_samples_leaf": 200}),
 )
 
 

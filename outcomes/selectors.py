@@ -37,12 +37,7 @@ def control_recommendation_ids(*, recommendations: Sequence[Recommendation]) -> 
 
 def outcomes_by_recommendation(*, recommendations: Sequence[Recommendation]) -> dict[int, list[Outcome]]:
     """Return each recommendation's outcomes, newest first, keyed by recommendation id (one query)."""
-    return outcomes_by_recommendation_id(recommendation_ids=[r.pk for r in recommendations])
-
-
-def outcomes_by_recommendation_id(*, recommendation_ids: Sequence[int]) -> dict[int, list[Outcome]]:
-    """Return the outcomes of the recommendations with these ids, newest first, keyed by id (one query)."""
-    ids = list(recommendation_ids)
+    ids = [r.pk for r in recommendations]
     result: dict[int, list[Outcome]] = {pk: [] for pk in ids}
     if not ids:
         return result

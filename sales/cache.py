@@ -4,21 +4,21 @@ Building a card (decoding the explanation's evidence, words and concepts, decidi
 may see) and rendering it is most of a customer page's CPU. Both are cached per process under a key
 made of everything they depend on:
 
-- ``customer.cards_version`` and ``customer.description_version`` (``sales.selectors.cards_version``):
-  digests computed by the database in the same query that reads the customer, which change when a
-  new batch activates, a reason is approved, edited or withdrawn, or any other column of a shown
-  row changes;
+- ``customer.cards_version`` (``sales.selectors.cards_version``), and for the page also the
+  description's, the recent purchases' and the outcomes' versions: digests computed by the database
+  in the same query that reads the customer, which change when a new batch activates, a reason is
+  approved, edited or withdrawn, an outcome is recorded, or any other column of a shown row changes;
 - the active language (the cards are translated) and ``Viewer.cache_key`` (the roles a card depends on).
 
 A changed version is a new key, so an entry is never invalidated, only no longer read; each web
 process keeps its own entries (``settings.ELM_CARD_CACHE``, bounded, with a timeout). What depends on
-the request itself (outcomes, the outcome form's token, the CSRF token) is never cached.
+the request itself (the outcome form's token, the CSRF token, the exposure count) is never cached.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -29,7 +29,8 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
 
 from explanations.models import CustomerDescription
-from recommendations.models import Customer
+from outcomes.models import Outcome
+from recommendations.models import Customer, Purchase
 from sales.presentation import Card, Viewer
 
 T = TypeVar("T")
@@ -47,11 +48,14 @@ class RenderedCard:
 
 @dataclass(frozen=True)
 class CustomerCards:
-    """What the customer page shows of the active batch and the profile in words, for one viewer."""
+    """What the customer page shows of the batch, the profile in words, purchases and outcomes, for one viewer."""
 
     cards: tuple[RenderedCard, ...]
     generated_at: datetime | None  # of the batch's recommendations
     description: CustomerDescription | None
+    purchases: tuple[Purchase, ...] = ()  # the recent purchase lines, newest first
+    outcomes: dict[int, list[Outcome]] = field(default_factory=dict)  # by recommendation id, newest first
+    summary: dict = field(default_factory=dict)  # the customer's recommendation_count, explained_count, concept_scores
 
     @property
     def recommendation_ids(self) -> list[int]:
@@ -63,7 +67,13 @@ class CustomerCards:
 
 
 def customer_cards_render(
-    *, cards: list[Card], generated_at: datetime | None, description: CustomerDescription | None
+    *,
+    cards: list[Card],
+    generated_at: datetime | None,
+    description: CustomerDescription | None,
+    purchases: Sequence[Purchase] = (),
+    outcomes: dict[int, list[Outcome]] | None = None,
+    summary: dict | None = None,
 ) -> CustomerCards:
     """Render each card's content once; the score bars share the page's range (0..1 unless a score is above)."""
     context = {
@@ -80,13 +90,28 @@ def customer_cards_render(
         )
         for card in cards
     )
-    return CustomerCards(cards=rendered, generated_at=generated_at, description=description)
+    return CustomerCards(
+        cards=rendered,
+        generated_at=generated_at,
+        description=description,
+        purchases=tuple(purchases),
+        outcomes=outcomes or {},
+        summary=summary or {},
+    )
+
+
+# What each kind of cached value shows, besides the cards.
+_VERSIONS = {
+    "page": ("cards_version", "description_version", "purchases_version", "outcomes_version", "concepts_version"),
+    "api": ("cards_version",),
+}
 
 
 def _key(kind: str, customer: Customer, viewer: Viewer) -> str:
     if "cards_version" not in customer.__dict__:
         raise ValueError("read the customer with sales.selectors.customer_get(with_versions=True)")
-    versions = (customer.cards_version, customer.description_version)
+    # "page:all", "api:reorder": the part before the colon says what the value shows, the rest the selection.
+    versions = [getattr(customer, name) for name in _VERSIONS[kind.split(":", 1)[0]]]
     return ":".join([kind, str(customer.pk), *(v or "-" for v in versions), get_language() or "-", viewer.cache_key])
 
 

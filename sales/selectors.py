@@ -11,6 +11,7 @@ import re
 from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db.models import Exists, F, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
@@ -19,17 +20,17 @@ from django.utils.translation import gettext
 # Through the module: every read below looks the scoping hook up at call time (one hook for all).
 from accounts import selectors as scoping
 from core.permissions import UserLike
-from explanations.models import CustomerDescription, Explanation, LocalizedReason
+from explanations.models import Concept, CustomerConcept, CustomerDescription, Explanation, LocalizedReason
 from explanations.selectors import (
     customer_concept_scores,
     explained_recommendation_count,
     localized_reasons_prefetch,
 )
 from jobs.models import Job
-from outcomes.models import Exposure
+from outcomes.models import Exposure, Outcome
 from outcomes.selectors import open_recommendation_count, open_recommendations
-from recommendations.models import Customer, Product, Recommendation, RecommendationBatch
-from recommendations.selectors import active_recommendation_count, active_recommendations
+from recommendations.models import Customer, Product, Purchase, Recommendation, RecommendationBatch
+from recommendations.selectors import RECENT_PURCHASES_DEFAULT, active_recommendation_count, active_recommendations
 
 EXPLAIN_JOB_KIND = "explain"
 
@@ -133,25 +134,50 @@ def _local_midnight(day: date) -> datetime:
 
 
 def customer_get(
-    *, user: UserLike, pseudonym: str, with_concepts: bool = False, with_versions: bool = False
+    *,
+    user: UserLike,
+    pseudonym: str,
+    with_concepts: bool = False,
+    with_versions: bool = False,
+    with_counts: bool = True,
 ) -> Customer:
     """Return the customer with ``pseudonym`` if ``user`` may see it; raise Customer.DoesNotExist otherwise.
 
     The customer carries ``recommendation_count`` and ``explained_count``; with ``with_concepts``
     also ``concept_scores``: its usable, active concepts as ``[{name, description, score, low, high}]``
-    (90% interval), highest score first; with ``with_versions`` also ``cards_version`` and
-    ``description_version`` (see ``cards_version``), the keys of its cached cards. One query.
+    (90% interval), highest score first; with ``with_versions`` also ``cards_version``,
+    ``description_version``, ``purchases_version`` and ``outcomes_version`` (see ``cards_version``),
+    the keys of what the customer page caches, and ``concepts_version``. Without ``with_counts`` the
+    two counts are left out (a cached page has them; their expressions cost more to compile than the
+    query takes). One query.
     """
-    annotations = {
-        "recommendation_count": active_recommendation_count(),
-        "explained_count": explained_recommendation_count(),
-    }
+    annotations = {}
+    if with_counts:
+        annotations["recommendation_count"] = active_recommendation_count()
+        annotations["explained_count"] = explained_recommendation_count()
     if with_concepts:
         annotations["concept_scores"] = customer_concept_scores()
     if with_versions:
         annotations["cards_version"] = cards_version()
         annotations["description_version"] = description_version()
+        annotations["purchases_version"] = purchases_version()
+        annotations["outcomes_version"] = outcomes_version()
+        annotations["concepts_version"] = concepts_version()
     return scoping.customer_get(user=user, pseudonym=pseudonym, annotate=annotations)
+
+
+def customer_summary(*, customer: Customer) -> dict:
+    """Return ``recommendation_count``, ``explained_count`` and ``concept_scores`` of a customer read with scope."""
+    return (
+        Customer.objects.filter(pk=customer.pk)
+        .values("pk")
+        .annotate(
+            recommendation_count=active_recommendation_count(),
+            explained_count=explained_recommendation_count(),
+            concept_scores=customer_concept_scores(),
+        )
+        .get()
+    )
 
 
 def _tables() -> dict[str, str]:
@@ -164,6 +190,11 @@ def _tables() -> dict[str, str]:
         "localized": LocalizedReason,
         "exposure": Exposure,
         "description": CustomerDescription,
+        "purchase": Purchase,
+        "outcome": Outcome,
+        "user": get_user_model(),
+        "customer_concept": CustomerConcept,
+        "concept": Concept,
     }
     return {name: model._meta.db_table for name, model in models.items()}
 
@@ -259,3 +290,42 @@ def recommendation_for_outcome(*, user: UserLike, pseudonym: str, recommendation
         .defer("product__embedding", "customer__embedding")
         .get()
     )
+
+
+def purchases_version() -> RawSQL:
+    """A digest of the customer's recent purchase lines as the page lists them (rows and product names)."""
+    t = _tables()
+    sql = f"""
+        SELECT md5(string_agg(concat_ws('|', md5(pu::text), p.stock_code, p.description), ','
+                              ORDER BY pu.occurred_at DESC, pu.id DESC))
+          FROM (SELECT * FROM "{t["purchase"]}" WHERE customer_id = "{t["customer"]}".id
+                 ORDER BY occurred_at DESC, id DESC LIMIT %s) pu
+          JOIN "{t["product"]}" p ON p.id = pu.product_id
+    """  # noqa: S608 (table names from the models, the limit a parameter)
+    return RawSQL(sql, (RECENT_PURCHASES_DEFAULT,))  # noqa: S611 (no user input in the SQL)
+
+
+def outcomes_version() -> RawSQL:
+    """A digest of the customer's recorded outcomes (every column) and the names of who recorded them."""
+    t = _tables()
+    sql = f"""
+        SELECT md5(string_agg(concat_ws('|', md5(o::text), u.username), ',' ORDER BY o.id))
+          FROM "{t["outcome"]}" o
+          LEFT JOIN "{t["user"]}" u ON u.id = o.user_id
+         WHERE o.customer_id = "{t["customer"]}".id
+    """  # noqa: S608 (table names from the models)
+    return RawSQL(sql, ())  # noqa: S611 (no user input in the SQL)
+
+
+def concepts_version() -> RawSQL:
+    """A digest of the customer's concept scores and of the concepts' names (in every language), descriptions
+    and states."""
+    t = _tables()
+    sql = f"""
+        SELECT md5(string_agg(concat_ws('|', cc.id, cc.score, cc.low, cc.high, k.name, k.description, k.name_ja,
+                                        k.description_ja, k.usable, k.is_active), ',' ORDER BY cc.id))
+          FROM "{t["customer_concept"]}" cc
+          JOIN "{t["concept"]}" k ON k.id = cc.concept_id
+         WHERE cc.customer_id = "{t["customer"]}".id
+    """  # noqa: S608 (table names from the models)
+    return RawSQL(sql, ())  # noqa: S611 (no user input in the SQL)

@@ -20,7 +20,7 @@ from accounts.selectors import customer_region_choices
 from core.permissions import ADMIN, REVIEWER, SALES, role_required, user_has_role
 from explanations.selectors import customer_description_get, customer_description_readable
 from outcomes.models import COMMENT_MAX_LENGTH, Outcome
-from outcomes.selectors import outcomes_by_recommendation_id
+from outcomes.selectors import outcomes_by_recommendation
 from outcomes.services import exposures_for, exposures_mark_shown, exposures_mark_shown_by_id, outcome_record
 from recommendations.models import Customer, Recommendation
 from recommendations.selectors import NEW, RECOMMENDATION_KINDS, REORDER, customer_recent_purchases
@@ -114,7 +114,8 @@ def _customer_cards(request: HttpRequest, customer: Customer, viewer: Viewer, ki
     else:
         exposures = exposures_for(recommendations=recommendations)
     control_ids = {pk for pk, exposure in exposures.items() if exposure.is_control}
-    concept_scores = getattr(customer, "concept_scores", None) or []
+    summary = selectors.customer_summary(customer=customer)
+    concept_scores = summary.get("concept_scores") or []
     cards = recommendation_cards(
         recommendations=recommendations,
         viewer=viewer,
@@ -126,6 +127,9 @@ def _customer_cards(request: HttpRequest, customer: Customer, viewer: Viewer, ki
         cards=cards,
         generated_at=recommendations[0].generated_at if recommendations else None,
         description=customer_description_get(customer=customer),
+        purchases=customer_recent_purchases(user=request.user, customer=customer),
+        outcomes=outcomes_by_recommendation(recommendations=recommendations),
+        summary=summary,
     )
 
 
@@ -133,13 +137,12 @@ def _customer_cards(request: HttpRequest, customer: Customer, viewer: Viewer, ki
 def customer_detail(request: HttpRequest, pseudonym: str) -> HttpResponse:
     """Show one customer's profile and concepts, explained recommendations and recent purchases.
 
-    The cards and the description come from the card cache (``sales.cache``) when nothing they show
-    changed; outcomes, purchases and the exposure count are read and written on every request.
+    The cards, description, purchases and outcomes come from the card cache (``sales.cache``) when
+    nothing they show changed; only the exposures' show count is written on every request.
     """
     try:
-        customer = selectors.customer_get(
-            user=request.user, pseudonym=pseudonym, with_concepts=True, with_versions=True
-        )
+        # Scope and versions only: the counts and concepts come with the cached page.
+        customer = selectors.customer_get(user=request.user, pseudonym=pseudonym, with_versions=True, with_counts=False)
     except Customer.DoesNotExist:
         raise Http404(_("No customer with this pseudonym.")) from None
     viewer = viewer_for(request.user)
@@ -151,12 +154,15 @@ def customer_detail(request: HttpRequest, pseudonym: str) -> HttpResponse:
         viewer=viewer,
         build=lambda: _customer_cards(request, customer, viewer, kind),
     )
+    for name in ("recommendation_count", "explained_count"):
+        setattr(customer, name, page.summary.get(name, 0))
     ids = page.recommendation_ids
     if hit and viewer.sales_only and ids:
         exposures_mark_shown_by_id(recommendation_ids=ids)  # a miss counted the showing while building
-    purchases = customer_recent_purchases(user=request.user, customer=customer)
-    outcomes = outcomes_by_recommendation_id(recommendation_ids=ids)
-    rows = [CardRow(c, outcomes=outcomes[c.recommendation_id], form_token=str(uuid.uuid4())) for c in page.cards]
+    rows = [
+        CardRow(c, outcomes=page.outcomes.get(c.recommendation_id, []), form_token=str(uuid.uuid4()))
+        for c in page.cards
+    ]
     pending = page.pending_count
     # Progress is only worth a query when something is still waiting for its explanation.
     explain_job = selectors.explain_job_running(user=request.user) if pending else None
@@ -165,12 +171,12 @@ def customer_detail(request: HttpRequest, pseudonym: str) -> HttpResponse:
         "sales/customer_detail.html",
         {
             "customer": customer,
-            "concepts": getattr(customer, "concept_scores", None) or [],
+            "concepts": page.summary.get("concept_scores") or [],
             "recommendations_generated_at": page.generated_at,
             "rows": rows,
             "pending_count": pending,
             "explain_job": explain_job,
-            "purchases": purchases,
+            "purchases": page.purchases,
             "can_record_outcomes": user_has_role(request.user, SALES),
             "is_my_accounts": viewer.sales_only,
             "description": page.description,

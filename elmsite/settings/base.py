@@ -327,6 +327,8 @@ else:
     _search_cache = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "search"}
 # Rendered recommendation cards (sales.cache): per process, keyed by the versions of everything a
 # card shows, so a stale entry is never read and nothing has to be invalidated across processes.
+# An entry is about 100-150 KiB (a page's ten cards) or 40 KiB (the API's): 1,000 entries bound a web
+# process's cache to roughly 150 MiB.
 ELM_CARD_CACHE = "cards"
 ELM_CARD_CACHE_SECONDS = env_int("ELM_CARD_CACHE_SECONDS", 600)
 CACHES = {
@@ -336,7 +338,7 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
         "LOCATION": "cards",
         "TIMEOUT": ELM_CARD_CACHE_SECONDS,
-        "OPTIONS": {"MAX_ENTRIES": env_int("ELM_CARD_CACHE_ENTRIES", 5000)},
+        "OPTIONS": {"MAX_ENTRIES": env_int("ELM_CARD_CACHE_ENTRIES", 1000)},
     },
 }
 # Sessions are read on every signed-in request: with a shared Redis cache they are read from it

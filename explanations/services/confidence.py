@@ -135,8 +135,8 @@ def hybrid_confidence_calibrate(*, params: Mapping, horizon_days: int = 90) -> C
     """Fit the hybrid's purchase-probability model on temporal folds and store it with its test measures.
 
     The folds, the candidates (chosen on validation only) and the calibration on a later fold are
-    :func:`explanations.confidence_folds.confidence_fit_report`'s; the stored model is the same recipe refitted
-    one horizon later. Too little data raises TooLittleData (the job reports a skip).
+    :func:`explanations.confidence_folds.confidence_fit_report`'s; the stored model is the one the test window
+    measured. Too little data raises TooLittleData (the job reports a skip).
     """
     from explanations.confidence_folds import TooLittleData as FoldsTooSmall
     from explanations.confidence_folds import confidence_fit_report
@@ -189,12 +189,24 @@ SERVED_LINES_SQL = """
 """
 
 
+_lines_cache: dict[tuple, pd.DataFrame] = {}
+
+
 def _served_lines(reference) -> pd.DataFrame:
-    """Return the sale lines the fit counts (the evaluation's interactions), keyed by database ids."""
+    """Return the sale lines the fit counts (the evaluation's interactions), keyed by database ids.
+
+    Kept per process while the purchases are unchanged (count, newest id, lines with a customer: an erasure
+    detaches lines): each explain shard asks again.
+    """
     with connection.cursor() as cur:
-        cur.execute(SERVED_LINES_SQL, {"tz": settings.TIME_ZONE, "reference": reference})
-        rows = cur.fetchall()
-    return pd.DataFrame.from_records(rows, columns=["customer", "item", "quantity", "occurred_at"])
+        cur.execute("SELECT count(*), max(id), count(customer_id) FROM recommendations_purchase")
+        key = (reference, *cur.fetchone())
+        if key not in _lines_cache:
+            cur.execute(SERVED_LINES_SQL, {"tz": settings.TIME_ZONE, "reference": reference})
+            rows = cur.fetchall()
+            _lines_cache.clear()
+            _lines_cache[key] = pd.DataFrame.from_records(rows, columns=["customer", "item", "quantity", "occurred_at"])
+    return _lines_cache[key]
 
 
 def confidence_predict(*, recommendations: list[Recommendation]) -> list[float | None]:

@@ -437,6 +437,10 @@ def explanations_mark_failed(*, recommendation_ids: list[int], error: str) -> No
         Explanation.objects.filter(recommendation_id__in=recommendation_ids, status=Explanation.Status.FAILED).update(
             error=message
         )
+        # Numbers without a reason yet (explain_numbers wrote them): failed too, numbers kept for the retry.
+        Explanation.objects.filter(
+            recommendation_id__in=recommendation_ids, status=Explanation.Status.GENERATED, reason_text=""
+        ).update(status=Explanation.Status.FAILED, error=message)
         have = set(
             Explanation.objects.filter(recommendation_id__in=recommendation_ids).values_list(
                 "recommendation_id", flat=True

@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Iterable
 
 import numpy as np
-from django.db import transaction
+from django.db import connection, transaction
 
 from explanations.ml.sig import MaskedVectors
 from explanations.models import MaskedText
@@ -22,40 +22,87 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def masked_vectors_for(texts: Iterable[str]) -> dict[str, MaskedVectors]:
-    """Return each text's masked encodings, encoding (and storing) only the ones not cached yet."""
+# Missing texts are encoded bucket by bucket (by text hash), each bucket under an advisory lock, so shards
+# running side by side split a cold cache's encoding instead of repeating it.
+BUCKETS = 16
+
+
+def _cached(texts: Iterable[str], version: str) -> dict[str, MaskedVectors]:
+    out: dict[str, MaskedVectors] = {}
+    hashes = [text_hash(t) for t in texts]
+    for row in MaskedText.objects.filter(encoder_version=version, text_hash__in=hashes):
+        vectors = np.frombuffer(bytes(row.vectors), dtype=np.float32).reshape(len(row.words) + 1, -1)
+        spans = [tuple(s) for s in row.token_spans]
+        out[row.text] = MaskedVectors(row.text, list(row.words), spans, list(row.tokens), vectors)
+    return out
+
+
+def _encode_and_store(texts: list[str], version: str) -> dict[str, MaskedVectors]:
     from explanations.ml.sig import masked_text_vectors
+
+    encoded = masked_text_vectors(texts)
+    with transaction.atomic():
+        MaskedText.objects.bulk_create(
+            [
+                MaskedText(
+                    text_hash=text_hash(m.text),
+                    encoder_version=version,
+                    text=m.text,
+                    words=m.words,
+                    token_spans=[list(s) for s in m.token_spans],
+                    tokens=m.tokens,
+                    vectors=m.vectors.tobytes(),
+                )
+                for m in encoded
+            ],
+            ignore_conflicts=True,  # another shard cached the same text meanwhile
+            batch_size=1000,
+        )
+    return {m.text: m for m in encoded}
+
+
+def _bucket_lock(bucket: int, version: str, *, wait: bool) -> bool:
+    """Take the session advisory lock of one bucket of texts (``wait``: block until it is free)."""
+    key = int(text_hash(f"masked-text-bucket\n{version}\n{bucket}")[:15], 16)  # 60 bits fit a bigint
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock(%s), true" if wait else "SELECT pg_try_advisory_lock(%s)", [key])
+        return bool(cur.fetchone()[-1])
+
+
+def _bucket_unlock(bucket: int, version: str) -> None:
+    key = int(text_hash(f"masked-text-bucket\n{version}\n{bucket}")[:15], 16)
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+def masked_vectors_for(texts: Iterable[str]) -> dict[str, MaskedVectors]:
+    """Return each text's masked encodings, encoding (and storing) only the ones not cached yet.
+
+    Missing texts are encoded bucket by bucket, each under an advisory lock: a shard skips a bucket another
+    shard is encoding, does the free ones, then waits for the skipped ones and reads them from the cache.
+    """
     from recommendations.ml.encoder import encoder_version
 
     wanted = {t for t in texts if t and t.split()}
     version = encoder_version()
-    hashes = {text_hash(t): t for t in wanted}
-    out: dict[str, MaskedVectors] = {}
-    for row in MaskedText.objects.filter(encoder_version=version, text_hash__in=list(hashes)):
-        vectors = np.frombuffer(bytes(row.vectors), dtype=np.float32).reshape(len(row.words) + 1, -1)
-        spans = [tuple(s) for s in row.token_spans]
-        out[row.text] = MaskedVectors(row.text, list(row.words), spans, list(row.tokens), vectors)
-    missing = sorted(wanted - set(out))
-    if missing:
-        encoded = masked_text_vectors(missing)
-        with transaction.atomic():
-            MaskedText.objects.bulk_create(
-                [
-                    MaskedText(
-                        text_hash=text_hash(m.text),
-                        encoder_version=version,
-                        text=m.text,
-                        words=m.words,
-                        token_spans=[list(s) for s in m.token_spans],
-                        tokens=m.tokens,
-                        vectors=m.vectors.tobytes(),
-                    )
-                    for m in encoded
-                ],
-                ignore_conflicts=True,  # another shard cached the same text meanwhile
-                batch_size=1000,
-            )
-        out.update({m.text: m for m in encoded})
+    out = _cached(wanted, version)
+    buckets: dict[int, list[str]] = {}
+    for text in sorted(wanted - set(out)):
+        buckets.setdefault(int(text_hash(text)[:8], 16) % BUCKETS, []).append(text)
+    skipped: list[int] = []
+    for wait, todo in ((False, sorted(buckets)), (True, skipped)):
+        for bucket in todo:
+            if not _bucket_lock(bucket, version, wait=wait):
+                skipped.append(bucket)  # another shard is encoding it: come back when it is done
+                continue
+            try:
+                found = _cached(buckets[bucket], version)
+                out.update(found)
+                rest = [t for t in buckets[bucket] if t not in found]
+                if rest:
+                    out.update(_encode_and_store(rest, version))
+            finally:
+                _bucket_unlock(bucket, version)
     return out
 
 

@@ -62,8 +62,7 @@ way and stores the model). The confidence shown on a card is P(the customer buys
   {", ".join(c[:10] for c in cut["fitting"])}, {report["fitting_pairs"]:,} pairs); the candidate is chosen
   and its output calibrated ({report["chosen"]["calibration"]}) on the validation fold (cutoff
   {cut["validation"][:10]}, {report["validation_pairs"]:,} pairs); the test window (cutoff {cut["test"][:10]},
-  every served pair, {test["pairs"]:,}) is judged once. The served model is the same recipe one horizon later
-  (fitting folds {", ".join(c[:10] for c in report["served"]["fitting"])}, calibrated on the test window).
+  every served pair, {test["pairs"]:,}) is judged once. The served model is the measured one.
 - **Features** (each measured at the cutoff from the lines before it): {features}.
 - **Chosen** on validation (mean of AUC and within-list AUC, the two discrimination goals):
   {report["chosen"]["kind"]} `{json.dumps(report["chosen"]["params"], sort_keys=True)}`.
@@ -107,9 +106,12 @@ folds' cutoffs; on validation the logistic model without them had the same AUC a
 against 0.587) and the criterion became the mean of the two discrimination goals. Both changes were made after
 those test numbers were seen, so the test figures above are slightly optimistic. Gradient boosting fits the
 validation fold better but ranked worse on every test run we saw (the test window is the Christmas season:
-11.8% bought against 10.0% at validation). The customer's usual interval between orders and their due ratio
-were added last, on validation evidence (logistic AUC 0.7455 against 0.7413, within-list 0.6259 against
-0.6217); the test AUC of that variant was seen in the same prototype run.
+11.8% bought against 10.0% at validation); a second, larger boosting candidate lost on validation in every run
+and was dropped. Isotonic calibration was kept on validation evidence: fitted on half the validation fold's
+customers, it left an ECE of 0.005 on the other half (raw output 0.013, Platt 0.018), though on the test
+window the raw output happened to be better calibrated still. The customer's usual interval between orders
+and their due ratio were added last, on validation evidence (logistic AUC 0.7455 against 0.7413, within-list
+0.6259 against 0.6217); the test AUC of that variant was seen in the same prototype run.
 """
 
 

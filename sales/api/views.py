@@ -38,12 +38,14 @@ BAD_QUERY = OpenApiResponse(
 
 
 def _customer_or_404(
-    request: Request, pseudonym: str, *, with_concepts: bool = False, with_versions: bool = False
-) -> Customer:
+    request: Request, pseudonym: str, *, with_concepts: bool = False, with_versions: bool = False,
+    with_counts: bool = True,
+) -> Customer:  # fmt: skip
     try:
         return selectors.customer_get(
-            user=request.user, pseudonym=pseudonym, with_concepts=with_concepts, with_versions=with_versions
-        )
+            user=request.user, pseudonym=pseudonym, with_concepts=with_concepts, with_versions=with_versions,
+            with_counts=with_counts,
+        )  # fmt: skip
     except Customer.DoesNotExist:
         raise NotFound(_("No customer with this pseudonym.")) from None
 
@@ -107,7 +109,7 @@ class CustomerRecommendationsApi(APIView):
         params = s.RecommendationListParamsSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         kind = params.validated_data.get("kind")
-        customer = _customer_or_404(request, pseudonym, with_versions=True)
+        customer = _customer_or_404(request, pseudonym, with_versions=True, with_counts=False)
         viewer = viewer_for(request.user)
 
         def build() -> list:

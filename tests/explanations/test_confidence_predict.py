@@ -90,3 +90,14 @@ def test_no_calibration_means_no_confidence_and_an_old_row_maps_the_score():
     row = _store(_fitted(), recommender="embedding-cosine")
     ConfidenceCalibration.objects.filter(pk=row.pk).update(artifact=None, params=calibrator.to_dict())
     assert confidence_predict(recommendations=recs) == pytest.approx(list(calibrator.predict([0.8, 0.4])))
+
+
+def test_the_admin_shows_a_stored_model_without_its_pickle(client):
+    """The change page reads: version and measures, not the model's bytes."""
+    from tests.factories import UserFactory
+
+    row = _store(_fitted())
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    response = client.get(f"/admin/explanations/confidencecalibration/{row.pk}/change/")
+    assert response.status_code == 200
+    assert row.version in response.content.decode() and "artifact" not in response.content.decode()

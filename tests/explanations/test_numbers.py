@@ -99,3 +99,21 @@ def test_the_words_step_writes_reasons_over_the_stored_numbers(batch):
         assert exp.reason_text == exp.template_text and exp.status == Explanation.Status.PENDING_REVIEW
         assert exp.evidence == evidence[exp.recommendation_id]
     assert not set(ids) & set(recommendations_to_explain())
+
+
+def test_texts_another_shard_is_encoding_are_awaited_then_read(monkeypatch):
+    """Skip a bucket whose lock another shard holds, do the rest, then wait for it: every text comes back once."""
+    from explanations.services import word_cache
+
+    real, tries = word_cache._bucket_lock, []
+
+    def busy_at_first(bucket, version, *, wait):
+        tries.append((bucket, wait))
+        return real(bucket, version, wait=wait) if wait else False  # every bucket is taken on the first try
+
+    monkeypatch.setattr(word_cache, "_bucket_lock", busy_at_first)
+    texts = ["WHITE METAL LANTERN", "RED SPOT MUG", "JAM MAKING SET WITH JARS"]
+    found = word_cache.masked_vectors_for(texts)
+    assert sorted(found) == sorted(texts)
+    assert MaskedText.objects.count() == 3
+    assert {b for b, wait in tries if not wait} == {b for b, wait in tries if wait}

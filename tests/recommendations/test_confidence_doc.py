@@ -8,7 +8,6 @@ REPORT = {
     "horizon_days": 90,
     "cutoffs": {"fitting": ["2011-04-28T00:00:00"], "validation": "2011-06-12T00:00:00",
                 "test": "2011-09-10T00:00:00", "latest": "2011-12-09T12:50:00"},
-    "served": {"fitting": ["2011-07-27T00:00:00"], "calibration": "2011-09-10T00:00:00"},
     "features": [{"name": "rank", "meaning": "position in the customer's list"}],
     "candidates": [
         {"kind": "logistic", "params": {"C": 1.0}, "validation_auc": 0.74, "validation_within_list_auc": 0.62}

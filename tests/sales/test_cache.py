@@ -14,10 +14,14 @@ from outcomes.models import Exposure
 from recommendations.models import RecommendationBatch
 from recommendations.services.recommend import recommendation_batch_activate
 from tests.factories import (
+    ConceptFactory,
+    CustomerConceptFactory,
     CustomerFactory,
     ExplanationFactory,
     ExposureFactory,
+    OutcomeFactory,
     ProductFactory,
+    PurchaseFactory,
     RecommendationBatchFactory,
     RecommendationFactory,
     UserFactory,
@@ -69,7 +73,7 @@ def test_a_cached_page_takes_at_most_five_queries_and_reads_no_recommendations(c
     # when
     with CaptureQueriesContext(connection) as captured:
         again = client.get(page_url(customer))
-    # then: session (cached), user with roles, customer with versions, exposures, purchases, outcomes
+    # then: the user with its roles, the customer with the versions, the exposures' show count (+ the session)
     assert len(captured.captured_queries) <= 5 + SESSION_QUERIES
     assert recommendation_reads(captured.captured_queries) == 0
     assert again.content.decode().count('<meter class="score__bar"') == n_items
@@ -165,3 +169,41 @@ def test_cards_are_cached_per_language_and_role(client):
     english = client.get(page_url(customer), HTTP_ACCEPT_LANGUAGE="en").content.decode()  # English last: tests after
     assert 'id="rec-1-score">Match score<' in english
     assert 'id="rec-1-score">一致スコア<' in japanese
+
+
+def test_a_recorded_outcome_and_a_new_purchase_show_at_once(client):
+    """The cached page shows an outcome recorded and a purchase imported after it was cached."""
+    # given: a sales person's page, cached
+    sales = UserFactory(groups=["sales"])
+    customer, (explanation,) = book(sales, status=S.APPROVED)
+    client.force_login(sales)
+    client.get(page_url(customer))
+    assert "badge--outcome-won" not in client.get(page_url(customer)).content.decode()
+    # when
+    OutcomeFactory(recommendation=explanation.recommendation, user=sales, kind="won")
+    PurchaseFactory(customer=customer, description="ENAMEL FLOWER JUG CREAM")
+    # then
+    body = client.get(page_url(customer)).content.decode()
+    assert "badge--outcome-won" in body
+    assert "ENAMEL FLOWER JUG CREAM" in body
+
+
+def test_new_concept_scores_and_counts_show_at_once(client):
+    """The cached page shows concept scores and explained counts that changed after it was cached."""
+    # given: a page cached with one recommendation not explained yet and no concept scores
+    sales = UserFactory(groups=["sales"])
+    customer = CustomerFactory()
+    assign(sales, customer)
+    rec = RecommendationFactory(customer=customer, rank=1)
+    ExposureFactory(recommendation=rec, arm=Exposure.Arm.EXPLAINED)
+    client.force_login(sales)
+    client.get(page_url(customer))
+    before = client.get(page_url(customer))
+    assert "Gift buyer" not in before.content.decode()
+    # when / then: a concept score alone
+    CustomerConceptFactory(customer=customer, concept=ConceptFactory(name="Gift buyer"))
+    assert "Gift buyer" in client.get(page_url(customer)).content.decode()
+    # when / then: an explanation
+    ExplanationFactory(recommendation=rec, status=S.APPROVED, reason_text=REASON, flags=[])
+    after = client.get(page_url(customer))
+    assert (before.context["customer"].explained_count, after.context["customer"].explained_count) == (0, 1)

@@ -80,8 +80,12 @@ class Command(BaseCommand):
             raise CommandError(f"{', '.join(dead)} stopped unexpectedly; see {var / 'log'}")
         except KeyboardInterrupt:
             stopping = True
-            self.stdout.write("\nStopping… (workers finish their current task; Ctrl-C again stops them at once)")
+            self.stdout.write(
+                f"\nStopping… (workers get {processes.WARM_SECONDS:g} s to finish their current task, then stop "
+                "cold; Ctrl-C again stops them at once)"
+            )
         finally:
+            stop_started = time.monotonic()
             processes.stop_all(children)  # a further Ctrl-C while it waits kills the children at once
             # The servers stop in a few seconds; an interrupt must not leave them half stopped.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -89,7 +93,8 @@ class Command(BaseCommand):
             if started:
                 embedded.stop_all(var)
             if stopping or children:
-                self.stdout.write("Stopped everything this command started.")
+                took = time.monotonic() - stop_started
+                self.stdout.write(f"Stopped everything this command started (in {took:.1f} s).")
 
     # ----------------------------------------------------------------- steps
 
