@@ -110,7 +110,6 @@ _VERSIONS = {
 def _key(kind: str, customer: Customer, viewer: Viewer) -> str:
     if "cards_version" not in customer.__dict__:
         raise ValueError("read the customer with sales.selectors.customer_get(with_versions=True)")
-    # "page:all", "api:reorder": the part before the colon says what the value shows, the rest the selection.
     versions = [getattr(customer, name) for name in _VERSIONS[kind.split(":", 1)[0]]]
     return ":".join([kind, str(customer.pk), *(v or "-" for v in versions), get_language() or "-", viewer.cache_key])
 
