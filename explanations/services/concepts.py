@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 from django.db import connection, transaction
@@ -159,3 +160,41 @@ def concepts_train(*, seed: int = 0) -> dict[str, dict]:
             "positives": result.positives, "negatives": result.negatives, "usable": result.usable,
         }  # fmt: skip
     return report
+
+
+@cache
+def _population_cutoffs(reference) -> dict[str, float]:
+    """The quantile cut-offs of the quantile rules over all customers (once per process and reference)."""
+    from recommendations.models import Customer as CustomerModel
+
+    ids = list(CustomerModel.objects.filter(order_count__gt=0).values_list("pk", flat=True))
+    stats = behaviour_stats(ids)
+    if not len(stats.customer_ids):
+        return {}
+    return {"orders": float(np.quantile(stats.orders, 0.75)), "qty": float(np.quantile(stats.median_line_qty, 0.75))}
+
+
+def concept_holds(*, customer_id: int, concept_names: list[str]) -> dict[str, bool | None]:
+    """Whether the customer's own figures meet each named concept's labelling rule (None: the rule cannot
+    tell, e.g. a seed-phrase concept or too few orders). A concept score is a similarity of the customer's
+    vector to the concept's direction; only a True here lets a reason or a chip state the concept as a fact."""
+    stats = behaviour_stats([customer_id])
+    out: dict[str, bool | None] = {}
+    if not len(stats.customer_ids):
+        return dict.fromkeys(concept_names)
+    r = Concept.Rule
+    for concept in Concept.objects.filter(name__in=concept_names):
+        t = concept.threshold
+        if concept.rule == r.LAPSED:
+            out[concept.name] = bool(stats.days_since_last[0] >= (t or 90))
+        elif concept.rule == r.SEASONAL:
+            out[concept.name] = bool(stats.q4_order_share[0] >= (t or 0.6)) if stats.orders[0] >= 2 else None
+        elif concept.rule == r.PRICE_SENSITIVE:
+            out[concept.name] = bool(stats.price_ratio[0] <= (t or 0.9))
+        elif concept.rule in (r.FREQUENT, r.BULK_BUYER):
+            cut = _population_cutoffs(profile.reference_time()).get("orders" if concept.rule == r.FREQUENT else "qty")
+            value = stats.orders[0] if concept.rule == r.FREQUENT else stats.median_line_qty[0]
+            out[concept.name] = None if cut is None else bool(value >= cut)
+        else:
+            out[concept.name] = None
+    return {name: out.get(name) for name in concept_names}
