@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from dataclasses import replace
 from functools import cache
 from itertools import pairwise
 from statistics import median
@@ -41,6 +42,8 @@ SAMPLING_TEMPERATURE = 0.8
 BLOCKING_PREFIXES = ("unsupported_claim", "hallucinated_entity", "pii", "sensitive_attribute", "risky_claim",
                      "too_long", "empty")  # fmt: skip
 EVIDENCE_ROWS = 3
+# Words of the prompt's instructions: a candidate that repeats them talks to the model, not to the client.
+PROMPT_ECHO = re.compile(r"\b(?:facts?|adjectives?|sentences?|prompt|instructions?|recommended product)\b", re.I)
 
 
 def title(description: str) -> str:
@@ -68,7 +71,10 @@ def reason_sheet(facts: Facts) -> dict:
 
     rec = facts.recommendation
     reference = profile.reference_time()
-    named = [r for r in facts.evidence_rows if r.get("product_id")][:EVIDENCE_ROWS]
+    rows = [r for r in facts.evidence_rows if r.get("product_id")]
+    # A re-order recommendation is its own evidence (bought before): the other lines are what it goes with.
+    in_evidence = any(r["product_id"] == rec.product_id for r in rows)
+    named = [r for r in rows if r["product_id"] != rec.product_id][:EVIDENCE_ROWS]
     ids = [r["product_id"] for r in named] + [rec.product_id]
     with connection.cursor() as cur:
         cur.execute(
@@ -119,7 +125,7 @@ def reason_sheet(facts: Facts) -> dict:
     holds = concept_holds(customer_id=rec.customer_id, concept_names=shared) if shared else {}
     sheet = {
         "reference": today.isoformat(),
-        "product": product_row(rec.product_id, rec.product.description),
+        "product": {**product_row(rec.product_id, rec.product.description), "in_evidence": in_evidence},
         "evidence": [product_row(r["product_id"], r["description"]) for r in named],
         "customer_orders": orders or 0,
         "days_since_last_order": (today - max(order_dates)).days if order_dates else None,
@@ -165,8 +171,13 @@ def claim_flags(text: str, sheet: dict) -> list[dict]:
 
 
 def evidence_named(text: str, sheet: dict) -> bool:
-    """Whether ``text`` names at least one of the sheet's evidence products."""
-    return bool(sheet) and names_evidence(text, claim_facts(sheet))
+    """Whether ``text`` names at least one of the sheet's evidence lines (the product itself when it is one)."""
+    if not sheet:
+        return False
+    facts = claim_facts(sheet)
+    if sheet["product"].get("in_evidence"):
+        facts = replace(facts, products=tuple(replace(p, role="evidence") for p in facts.products))
+    return names_evidence(text, facts)
 
 
 # --------------------------------------------------------------------------- the template reason
@@ -189,7 +200,7 @@ def _opening(product: str, ev: dict, variant: int) -> str:
     if ev["orders"] >= 2:
         frames = (
             _("%(product)s fits next to %(evidence)s, which this account has ordered %(count)s times."),
-            _("Ordered %(count)s times so far, %(evidence)s is the closest link to %(product)s."),
+            _("%(evidence)s, ordered %(count)s times so far, is the closest link to %(product)s."),
             _("Their %(count)s orders of %(evidence)s point to %(product)s."),
         )
     elif ev["orders"] == 1 and ev["last_days"] is not None:
@@ -201,6 +212,27 @@ def _opening(product: str, ev: dict, variant: int) -> str:
     else:
         frames = (_("%(product)s is close to %(evidence)s in the catalogue."),)
     return frames[variant % len(frames)] % values
+
+
+def _reorder_opening(own: dict, variant: int) -> str:
+    values = {"product": own["name"], "count": own["orders"], "ago": _span(own["last_days"])}
+    if own["orders"] >= 2:
+        frames = (
+            _("%(product)s is due again: this account has ordered it %(count)s times."),
+            _("Their %(count)s orders of %(product)s make it a re-order candidate."),
+            _("This account has ordered %(product)s %(count)s times."),
+        )
+    else:
+        frames = (_("This account ordered %(product)s 1 time, %(ago)s ago."),)
+    return frames[variant % len(frames)] % values
+
+
+def _along(ev: dict) -> str:
+    return ngettext(
+        "It goes with %(evidence)s, which they have ordered %(count)s time.",
+        "It goes with %(evidence)s, which they have ordered %(count)s times.",
+        ev["orders"],
+    ) % {"evidence": ev["name"], "count": ev["orders"]}
 
 
 def _timing(ev: dict | None, sheet: dict) -> str:
@@ -235,10 +267,16 @@ def template_text(sheet: dict, *, lang: str | None = None, variant: int = 0) -> 
     with translation.override(lang or translation.get_language()):
         product = sheet["product"]["name"]
         evidence = sheet["evidence"]
-        if not evidence:
+        own = sheet["product"]
+        if own["orders"] >= 1 and own["last_days"] is not None:
+            # A re-order: its own history first, then what it goes with.
+            parts = [_reorder_opening(own, variant), _timing(own, sheet) if own["orders"] >= 2 else "",
+                     _context(sheet, product) or (_along(evidence[0]) if evidence else "")]  # fmt: skip
+        elif not evidence:
             return _("%(product)s is close to the range this customer buys.") % {"product": product}
-        ev = evidence[0]
-        parts = [_opening(product, ev, variant), _timing(ev, sheet), _context(sheet, product)]
+        else:
+            ev = evidence[0]
+            parts = [_opening(product, ev, variant), _timing(ev, sheet), _context(sheet, product)]
         text = " ".join(p for p in parts if p)
         if translation.get_language() == "ja":
             text = text.replace("。 ", "。")
@@ -262,11 +300,16 @@ def _fact_lines(sheet: dict) -> list[str]:
 
 def _english_fact_lines(sheet: dict) -> list[str]:
     product = sheet["product"]["name"]
-    lines = [f"Recommended product: {product} (the customer has not ordered it yet)."]
+    own = sheet["product"]
+    if own["orders"]:
+        lines = [f"Recommended product: {product} (the customer ordered it {own['orders']} times before)."]
+    else:
+        lines = [f"Recommended product: {product} (the customer has not ordered it yet)."]
     for ev in sheet["evidence"]:
         when = f", last {round(ev['last_days'])} days ago" if ev["last_days"] is not None else ""
         lines.append(f"The customer ordered {ev['name']} {ev['orders']} times{when}.")
-    timing = _timing(sheet["evidence"][0] if sheet["evidence"] else None, sheet)
+    subject = own if own["orders"] >= 2 else (sheet["evidence"][0] if sheet["evidence"] else None)
+    timing = _timing(subject, sheet)
     if timing:
         lines.append(timing)
     context = _context(sheet, product)
@@ -288,7 +331,8 @@ def reason_prompt(facts: Facts, *, with_vectors: bool = False) -> list[dict]:
     lines = _fact_lines(sheet)
     if with_vectors:
         lines.append(f"Customer profile vector: {SOFT_PLACEHOLDER}. Product vector: {SOFT_PLACEHOLDER}.")
-    first = sheet["evidence"][0]["name"] if sheet["evidence"] else sheet["product"]["name"]
+    first = sheet["evidence"][0]["name"] if sheet["evidence"] and not sheet["product"]["orders"] else (
+        sheet["product"]["name"])  # fmt: skip
     lines.append(f"In one or two sentences, say why this product suits this customer. Name {first}. "
                  "Use only the facts above; add no qualities, materials or uses.")  # fmt: skip
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}]
@@ -338,6 +382,8 @@ def choose_candidate(candidates: list[str], facts: Facts, *, vectors: np.ndarray
     for i, text in enumerate(candidates):
         flags = text_checks(text, facts, {}) if text else [{"code": "empty"}]
         blocking = sorted({f["code"] for f in flags if f["code"].startswith(BLOCKING_PREFIXES)})
+        if PROMPT_ECHO.search(text):
+            blocking.append("prompt_echo")
         named = evidence_named(text, sheet)
         score = float(np.dot(vectors[i], pair)) if vectors is not None and text else None
         passed = bool(text) and not blocking and named

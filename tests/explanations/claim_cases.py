@@ -186,4 +186,21 @@ TRUE_SENTENCES = [
     ("B", "White metal lantern sits close to the Wooden heart christmas scandinavian they bought."),
 ]
 
-SHEETS = {"A": SHEET_A, "B": SHEET_B}
+# A re-order: the recommended product is its own strongest evidence line.
+SHEET_C = {
+    "reference": "2011-12-09",
+    "product": {"product_id": 7, "name": "Red hanging heart t-light holder", "orders": 3, "last_days": 212,
+                "reorder_days": 49, "in_evidence": True},
+    "evidence": [
+        {"product_id": 8, "name": "White hanging heart t-light holder", "orders": 5, "last_days": 30,
+         "reorder_days": 40},
+    ],
+    "customer_orders": 9,
+    "days_since_last_order": 30,
+    "order_interval_days": 35,
+    "co_purchase": None,
+    "concepts": [],
+    "popular": False,
+}  # fmt: skip
+
+SHEETS = {"A": SHEET_A, "B": SHEET_B, "C": SHEET_C}
