@@ -324,6 +324,8 @@ def customer_concept_scores() -> ArraySubquery:
             json=JSONObject(
                 name="concept__name",
                 description="concept__description",
+                rule="concept__rule",
+                threshold="concept__threshold",
                 score="score",
                 low="low",
                 high="high",
@@ -331,3 +333,21 @@ def customer_concept_scores() -> ArraySubquery:
         )
     )
     return ArraySubquery(scores)
+
+
+def concepts_with_facts(*, customer_id: int, concepts: list[dict]) -> list[dict]:
+    """Return the customer's concept scores (with their ``rule`` and ``threshold``), each with ``as_fact``:
+    False when the customer's own figures contradict the concept's rule (a "lapsed" chip for a customer who
+    ordered last week), so that the chip reads as a similarity to the concept's profile, which is what the
+    score measures; True otherwise. One query for the customer's figures, only when a rule can be checked."""
+    from explanations.services.concepts import ABSOLUTE_RULES, behaviour_stats, rule_holds
+
+    checkable = [c for c in concepts if c.get("rule") in ABSOLUTE_RULES]
+    stats = behaviour_stats([customer_id]) if checkable else None
+    out = []
+    for c in concepts:
+        holds = None
+        if stats is not None and len(stats.customer_ids) and c in checkable:
+            holds = rule_holds(c["rule"], c.get("threshold") or 0.0, stats)
+        out.append({**c, "as_fact": holds is not False})
+    return out

@@ -29,6 +29,7 @@ from explanations.presentation import (
     flag_view,
     necessity_view,
     reason_segments,
+    template_reason_text,
     word_highlights,
 )
 from explanations.review import reason_readable
@@ -205,11 +206,14 @@ def _explanation_card(
         reason=text,
         reason_segments=tuple(reason_segments(text, flags or ())) if text else (),
         # Not repeated when it is the reason itself (the language model's fallback).
-        template_text=None if withheld or explanation.template_text == text else (explanation.template_text or None),
+        # In the viewer's language: the template is rebuilt from the fact sheet through gettext.
+        template_text=None
+        if withheld or explanation.template_text == text
+        else (template_reason_text(explanation) or None),
         flags=flags,
         evidence=evidence,
         necessity=necessity_view(explanation.necessity, top_n=top_n),
-        concepts=tuple(concepts_shared_first(explanation.concepts)),
+        concepts=tuple(concepts_shared_first(explanation.concepts, explanation.reason_facts)),
         product_words=tuple(word_highlights(words.get("product"))),
         evidence_words=tuple(word_highlights(evidence_attr)),
         evidence_words_description=evidence_attr.get("text") or (top.description if top else ""),

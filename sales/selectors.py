@@ -17,7 +17,7 @@ from django.utils.translation import gettext
 # Through the module: every read below looks the scoping hook up at call time (one hook for all).
 from accounts import selectors as scoping
 from core.permissions import UserLike
-from explanations.selectors import customer_concept_scores, explained_recommendation_count
+from explanations.selectors import concepts_with_facts, customer_concept_scores, explained_recommendation_count
 from jobs.models import Job
 from outcomes.selectors import open_recommendation_count, open_recommendations
 from recommendations.models import Customer, Recommendation, RecommendationBatch
@@ -128,8 +128,9 @@ def customer_get(*, user: UserLike, pseudonym: str, with_concepts: bool = False)
     """Return the customer with ``pseudonym`` if ``user`` may see it; raise Customer.DoesNotExist otherwise.
 
     The customer carries ``recommendation_count`` and ``explained_count``; with ``with_concepts``
-    also ``concept_scores``: its usable, active concepts as ``[{name, description, score, low, high}]``
-    (90% interval), highest score first. One query.
+    also ``concept_scores``: its usable, active concepts as ``[{name, description, rule, threshold, score, low,
+    high, as_fact}]`` (90% interval), highest score first; ``as_fact`` is False when its own orders contradict
+    the concept's rule. One query (one more when a concept's rule can be checked on the customer's orders).
     """
     annotations = {
         "recommendation_count": active_recommendation_count(),
@@ -137,7 +138,11 @@ def customer_get(*, user: UserLike, pseudonym: str, with_concepts: bool = False)
     }
     if with_concepts:
         annotations["concept_scores"] = customer_concept_scores()
-    return scoping.customer_get(user=user, pseudonym=pseudonym, annotate=annotations)
+    customer = scoping.customer_get(user=user, pseudonym=pseudonym, annotate=annotations)
+    if with_concepts:
+        # A chip that states a fact ("no order in the last 90 days") must agree with the customer's orders.
+        customer.concept_scores = concepts_with_facts(customer_id=customer.pk, concepts=customer.concept_scores or [])
+    return customer
 
 
 def recommendations_for_customer(*, user: UserLike, customer: Customer) -> list[Recommendation]:
