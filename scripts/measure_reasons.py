@@ -44,11 +44,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--doc", type=Path, default=None)
     parser.add_argument("--chunk", type=int, default=48, help="recommendations per generation round")
+    parser.add_argument("--offset", type=int, default=0, help="skip this many recommendations (parallel runs)")
+    parser.add_argument("--merge", type=Path, nargs="*", default=None, help="combine the .items.json of runs")
     args = parser.parse_args()
 
     import django
 
     django.setup()
+    if args.merge:
+        merge(args)
+        return
     import numpy as np
     from django.conf import settings
 
@@ -62,8 +67,9 @@ def main() -> None:
     configure_threads()
     per_customer = 3
     # Customers in pseudonym order: a keyed hash, so an unbiased sample of the embedded customers.
+    first = args.offset // per_customer
     top = Customer.objects.filter(embedding__isnull=False).order_by("pseudonym")[
-        : (args.n + per_customer - 1) // per_customer
+        first : first + (args.n + per_customer - 1) // per_customer
     ]
     recs = list(
         Recommendation.objects.filter(
@@ -118,13 +124,15 @@ def main() -> None:
                                  temperature=reasons.SAMPLING_TEMPERATURE, seed=seed * 7919)  # fmt: skip
             rounds.append([reasons.clean_generated(x) for x in raw])
         per_rec = [[r[i] for r in rounds] for i in range(len(facts))]
-        vectors = encode([x or "." for texts in per_rec for x in texts]).reshape(len(facts), k, -1)
-        chosen = [reasons.choose_candidate(texts, f, vectors=vectors[i]) for i, (texts, f) in
+        templates = [reasons.template_reason(f) for f in facts]
+        encoded = encode([x or "." for texts in per_rec for x in texts] + templates)
+        vectors = encoded[: len(facts) * k].reshape(len(facts), k, -1)
+        floors = [reasons.consistency_of(v, f) for v, f in zip(encoded[len(facts) * k :], facts, strict=True)]
+        chosen = [reasons.choose_candidate(texts, f, vectors=vectors[i], floor=floors[i]) for i, (texts, f) in
                   enumerate(zip(per_rec, facts, strict=True))]  # fmt: skip
         # The greedy round is part of the new scheme too: now = greedy + sampled rounds + checks + scores.
         seconds["now"] += time.perf_counter() - t0
 
-        templates = [reasons.template_reason(f) for f in facts]
         templates_ja = [reasons.template_reason(f, lang="ja") for f in facts]
         final = [c or tp for (c, _), tp in zip(chosen, templates, strict=True)]
         final_checks = [reasons.text_checks(x, f, {}, template=tp) for x, f, tp in zip(final, facts, templates,
@@ -149,9 +157,34 @@ def main() -> None:
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+            items_path(args.out).write_text(
+                json.dumps({"seconds": seconds, "k": k, "items": items}, ensure_ascii=False)
+            )
         if args.doc:
             write_doc(args.doc, results)
     print(json.dumps(results, indent=2, ensure_ascii=False))
+
+
+def items_path(out: Path) -> Path:
+    return out.with_suffix(".items.json")
+
+
+def merge(args) -> None:
+    """Summarize the per-recommendation records of parallel runs (their timings add up) as one measurement."""
+    items, seconds, k = [], {"fact_sheets": 0.0, "before": 0.0, "now": 0.0}, 1
+    for path in args.merge:
+        run = json.loads(path.read_text())
+        items += run["items"]
+        k = run["k"]
+        for key in seconds:
+            seconds[key] += run["seconds"][key]
+    results = summarize(items, seconds, k=k, adapter="", planned=args.n)
+    results["runs"] = len(args.merge)
+    print(json.dumps(results, indent=2, ensure_ascii=False))
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    if args.doc:
+        write_doc(args.doc, results)
 
 
 def summarize(items: list[dict], seconds: dict, *, k: int, adapter: str, planned: int) -> dict:

@@ -372,13 +372,16 @@ def clean_generated(text: str) -> str:
     return " ".join(s.strip() for s in sentences[:3]) if sentences else text
 
 
-def choose_candidate(candidates: list[str], facts: Facts, *, vectors: np.ndarray | None = None) -> tuple[str, dict]:
+def choose_candidate(
+    candidates: list[str], facts: Facts, *, vectors: np.ndarray | None = None, floor: float | None = None
+) -> tuple[str, dict]:
     """Return the best candidate that passes every check and names an evidence line ("" when none does),
-    with a record of how each candidate fared. Best: the highest consistency to the customer-product pair."""
+    with a record of how each candidate fared. Best: the highest consistency to the customer-product pair;
+    with ``floor`` (the template's consistency) a candidate must also be at least as consistent as that."""
     sheet = reason_sheet(facts)
     pair = facts.customer_vector + facts.product_vector
     pair = pair / (np.linalg.norm(pair) or 1.0)
-    best, best_score, record = "", -np.inf, []
+    best, best_score, record = "", -np.inf if floor is None else floor, []
     for i, text in enumerate(candidates):
         flags = text_checks(text, facts, {}) if text else [{"code": "empty"}]
         blocking = sorted({f["code"] for f in flags if f["code"].startswith(BLOCKING_PREFIXES)})
@@ -388,9 +391,15 @@ def choose_candidate(candidates: list[str], facts: Facts, *, vectors: np.ndarray
         score = float(np.dot(vectors[i], pair)) if vectors is not None and text else None
         passed = bool(text) and not blocking and named
         record.append({"passed": passed, "blocking": blocking, "evidence_named": named, "consistency": score})
-        if passed and (score if score is not None else 0.0) > best_score:
+        if passed and (score if score is not None else 0.0) >= best_score:
             best, best_score = text, score if score is not None else 0.0
     return best, {"candidates": record}
+
+
+def consistency_of(vector: np.ndarray, facts: Facts) -> float:
+    """The semantic consistency of a text's vector to the customer-product pair (as stored on explanations)."""
+    pair = facts.customer_vector + facts.product_vector
+    return float(np.dot(vector, pair / (np.linalg.norm(pair) or 1.0)))
 
 
 def generate_reasons(facts_list: list[Facts]) -> tuple[list[str], dict]:
@@ -416,10 +425,14 @@ def generate_reasons(facts_list: list[Facts]) -> tuple[list[str], dict]:
         rounds.append(generate_batch(prompts, soft_tokens=soft, max_new_tokens=settings.ELM_REASON_MAX_TOKENS,
                                      temperature=SAMPLING_TEMPERATURE, seed=seed * 7919))  # fmt: skip
     per_rec = [[clean_generated(r[i]) for r in rounds] for i in range(len(facts_list))]
-    flat = [t or "." for texts in per_rec for t in texts]
-    vectors = encode(flat).reshape(len(facts_list), k, -1) if flat else None
+    # The template is the candidate to beat: a model text is kept only when at least as consistent.
+    flat = [t or "." for texts in per_rec for t in texts] + [template_reason(f) for f in facts_list]
+    encoded = encode(flat)
+    vectors = encoded[: len(facts_list) * k].reshape(len(facts_list), k, -1)
     chosen = [
-        choose_candidate(texts, facts, vectors=vectors[i])[0]
+        choose_candidate(
+            texts, facts, vectors=vectors[i], floor=consistency_of(encoded[len(facts_list) * k + i], facts)
+        )[0]
         for i, (texts, facts) in enumerate(zip(per_rec, facts_list, strict=True))
     ]
     return chosen, {"lm": lm_id(), "adapter": adapter.version if adapter else "", "candidates": k}
