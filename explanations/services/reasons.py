@@ -220,10 +220,13 @@ def _reorder_opening(own: dict, variant: int) -> str:
         frames = (
             _("%(product)s is due again: this account has ordered it %(count)s times."),
             _("Their %(count)s orders of %(product)s make it a re-order candidate."),
-            _("This account has ordered %(product)s %(count)s times."),
+            _("%(product)s has been ordered %(count)s times by this account."),
         )
     else:
-        frames = (_("This account ordered %(product)s 1 time, %(ago)s ago."),)
+        frames = (
+            _("This account ordered %(product)s 1 time, %(ago)s ago."),
+            _("%(product)s was ordered here 1 time, %(ago)s ago."),
+        )
     return frames[variant % len(frames)] % values
 
 

@@ -203,4 +203,7 @@ SHEET_C = {
     "popular": False,
 }  # fmt: skip
 
-SHEETS = {"A": SHEET_A, "B": SHEET_B, "C": SHEET_C}
+# A re-order of a product bought once.
+SHEET_D = {**SHEET_C, "product": {**SHEET_C["product"], "orders": 1, "reorder_days": None}}
+
+SHEETS = {"A": SHEET_A, "B": SHEET_B, "C": SHEET_C, "D": SHEET_D}
