@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=48, help="recommendations per generation round")
     parser.add_argument("--offset", type=int, default=0, help="skip this many recommendations (parallel runs)")
     parser.add_argument("--merge", type=Path, nargs="*", default=None, help="combine the .items.json of runs")
+    parser.add_argument("--retemplate", action="store_true", help="with --merge: render templates with today's code")
     args = parser.parse_args()
 
     import django
@@ -178,13 +179,57 @@ def merge(args) -> None:
         k = run["k"]
         for key in seconds:
             seconds[key] += run["seconds"][key]
+    if args.retemplate:
+        retemplate(items)
     results = summarize(items, seconds, k=k, adapter="", planned=args.n)
     results["runs"] = len(args.merge)
+    results["templates_rendered_at_merge"] = args.retemplate
     print(json.dumps(results, indent=2, ensure_ascii=False))
     if args.out:
         args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     if args.doc:
         write_doc(args.doc, results)
+
+
+def retemplate(items: list[dict]) -> None:
+    """Render the templates again from the stored sheets with the current sentence frames, and apply the same
+    rule as generation: a model text stays only when at least as consistent as the (new) template."""
+    import zlib
+
+    import numpy as np
+
+    from explanations.services import reasons
+    from recommendations.ml.encoder import encode
+    from recommendations.models import Customer, Product, Recommendation, RecommendationBatch
+    from recommendations.vectors import fetch_vectors
+
+    keys = {(it["customer_id"], it["sheet"]["product"]["product_id"]) for it in items}
+    recs = {
+        (c, p): pk
+        for c, p, pk in Recommendation.objects.filter(
+            batch__status=RecommendationBatch.Status.ACTIVE, customer_id__in={c for c, _ in keys}
+        ).values_list("customer_id", "product_id", "pk")
+    }
+    customers = dict(Customer.objects.filter(pk__in={c for c, _ in keys}).values_list("pk", "embedding"))
+    products = fetch_vectors(Product._meta.db_table, {p for _, p in keys})
+    en, ja = [], []
+    for it in items:
+        variant = zlib.crc32(str(recs[(it["customer_id"], it["sheet"]["product"]["product_id"])]).encode())
+        en.append(reasons.template_text(it["sheet"], lang="en", variant=variant))
+        ja.append(reasons.template_text(it["sheet"], lang="ja", variant=variant))
+    vectors = encode(en + ja)
+    for i, it in enumerate(items):
+        pair = np.asarray(customers[it["customer_id"]], dtype=np.float64) + products[
+            it["sheet"]["product"]["product_id"]
+        ].astype(np.float64)
+        pair /= np.linalg.norm(pair)
+        sc_en, sc_ja = float(np.dot(vectors[i], pair)), float(np.dot(vectors[len(items) + i], pair))
+        it["texts"]["template_only"], it["consistency"]["template_only"] = en[i], sc_en
+        it["texts"]["template_only_ja"], it["consistency"]["template_only_ja"] = ja[i], sc_ja
+        if not (it["model_written"] and it["consistency"]["now_candidates_or_template"] >= sc_en):
+            it["model_written"] = False
+            it["texts"]["now_candidates_or_template"], it["consistency"]["now_candidates_or_template"] = en[i], sc_en
+            it["final_blocking"] = bool(reasons.claim_flags(en[i], it["sheet"]))
 
 
 def summarize(items: list[dict], seconds: dict, *, k: int, adapter: str, planned: int) -> dict:
