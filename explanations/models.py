@@ -185,6 +185,9 @@ class Explanation(ReviewedText):
     word_attributions = models.JSONField(default=dict)  # {"product": {...}, "evidence": {...}}
     reason_text = models.TextField(blank=True)
     template_text = models.TextField(blank=True)
+    # The fact sheet the reasons were written from (explanations.services.reasons.reason_sheet): what a
+    # reason may claim, checked by the claim checker at generation, at review and by audit_claims.
+    reason_facts = models.JSONField(default=dict, blank=True)
     consistency = models.FloatField(null=True)  # semantic consistency of the reason; null while re-scored
     confidence = models.FloatField(null=True)  # calibrated P(buys within 90 days)
     flags = models.JSONField(default=list)

@@ -284,9 +284,26 @@ def necessity_view(data: dict | None, *, top_n: int) -> Necessity | None:
     )
 
 
-def concepts_shared_first(concepts: Sequence[dict] | None) -> list[dict]:
-    """Return an explanation's concepts, shared ones first (stable within each group)."""
-    return sorted(concepts or [], key=lambda c: not c.get("shared"))
+def concepts_shared_first(concepts: Sequence[dict] | None, sheet: dict | None = None) -> list[dict]:
+    """Return an explanation's concepts, shared ones first (stable within each group), each with ``as_fact``:
+    False when the customer's own orders contradict the concept's rule (from the reason's fact sheet), so
+    that its chip reads as a similarity to the concept's profile rather than a false fact."""
+    contradicted = {c["name"] for c in (sheet or {}).get("concepts", []) if c.get("holds") is False}
+    ordered = sorted(concepts or [], key=lambda c: not c.get("shared"))
+    return [{**c, "as_fact": c.get("concept") not in contradicted} for c in ordered]
+
+
+def template_reason_text(explanation) -> str:
+    """Return the explanation's template reason in the active language, rebuilt from its fact sheet (the
+    stored ``template_text`` is the English one; an explanation without a sheet keeps it)."""
+    import zlib
+
+    from explanations.services.reasons import template_text
+
+    if not explanation.reason_facts:
+        return explanation.template_text
+    variant = zlib.crc32(str(explanation.recommendation_id).encode())
+    return template_text(explanation.reason_facts, variant=variant)
 
 
 # --------------------------------------------------------------------------- confidence

@@ -364,8 +364,8 @@ def _in_language(field: str, localized: str | None):
 def customer_concept_scores(*, language: str | None = None) -> ArraySubquery:
     """Return an expression listing the customer's usable, active concept scores, highest first.
 
-    Each item is ``{key, name, description, score, low, high}`` (90% interval), fetched in the customer's
-    query: ``key`` is the concept's own (English) name, as explanations store it; ``name`` and
+    Each item is ``{key, name, description, rule, threshold, score, low, high}`` (90% interval), fetched in
+    the customer's query: ``key`` is the concept's own (English) name, as explanations store it; ``name`` and
     ``description`` are in ``language`` (the active language by default) where an admin wrote them.
     """
     name_field, description_field = CONCEPT_TEXT_FIELDS.get(language or get_language(), (None, None))
@@ -377,6 +377,8 @@ def customer_concept_scores(*, language: str | None = None) -> ArraySubquery:
                 key="concept__name",
                 name=_in_language("name", name_field),
                 description=_in_language("description", description_field),
+                rule="concept__rule",
+                threshold="concept__threshold",
                 score="score",
                 low="low",
                 high="high",
@@ -411,3 +413,21 @@ def localized_reasons_prefetch(*, language: str, through: str = "") -> Prefetch 
         queryset=LocalizedReason.objects.filter(language=language),
         to_attr=LOCALIZED_ATTR,
     )
+
+
+def concepts_with_facts(*, customer_id: int, concepts: list[dict]) -> list[dict]:
+    """Return the customer's concept scores (with their ``rule`` and ``threshold``), each with ``as_fact``:
+    False when the customer's own figures contradict the concept's rule (a "lapsed" chip for a customer who
+    ordered last week), so that the chip reads as a similarity to the concept's profile, which is what the
+    score measures; True otherwise. One query for the customer's figures, only when a rule can be checked."""
+    from explanations.services.concepts import ABSOLUTE_RULES, behaviour_stats, rule_holds
+
+    checkable = [c for c in concepts if c.get("rule") in ABSOLUTE_RULES]
+    stats = behaviour_stats([customer_id]) if checkable else None
+    out = []
+    for c in concepts:
+        holds = None
+        if stats is not None and len(stats.customer_ids) and c in checkable:
+            holds = rule_holds(c["rule"], c.get("threshold") or 0.0, stats)
+        out.append({**c, "as_fact": holds is not False})
+    return out

@@ -33,6 +33,7 @@ from explanations.presentation import (
     flag_view,
     necessity_view,
     reason_segments,
+    template_reason_text,
     word_highlights,
 )
 from explanations.review import reader_language, reason_readable, reason_refused, reviewed_text_in
@@ -258,6 +259,10 @@ def _explanation_card(
         status=reviewed.status, reviewer=viewer.reviewer, authenticated=viewer.authenticated
     )
     template = reviewed.template_text or None
+    if reviewed is explanation and viewer.language != settings.LANGUAGE_CODE:
+        # No text of the viewer's language was written (numbers only, or explained before there were any):
+        # the template is rebuilt from the stored fact sheet through gettext, in the viewer's language.
+        template = template_reason_text(explanation) or template
     if withheld:
         reason_status = REASON_NOT_SHOWN
     elif visible:
@@ -288,7 +293,7 @@ def _explanation_card(
         necessity=necessity_view(explanation.necessity, top_n=top_n),
         concepts=tuple(
             {**c, "label": concept_names.get(c.get("concept"), c.get("concept"))}
-            for c in concepts_shared_first(explanation.concepts)
+            for c in concepts_shared_first(explanation.concepts, explanation.reason_facts)
         ),
         product_words=tuple(word_highlights(words.get("product"))),
         evidence_words=tuple(word_highlights(evidence_attr)),

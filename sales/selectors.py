@@ -22,6 +22,7 @@ from accounts import selectors as scoping
 from core.permissions import UserLike
 from explanations.models import Concept, CustomerConcept, CustomerDescription, Explanation, LocalizedReason
 from explanations.selectors import (
+    concepts_with_facts,
     customer_concept_scores,
     explained_recommendation_count,
     localized_reasons_prefetch,
@@ -144,12 +145,13 @@ def customer_get(
     """Return the customer with ``pseudonym`` if ``user`` may see it; raise Customer.DoesNotExist otherwise.
 
     The customer carries ``recommendation_count`` and ``explained_count``; with ``with_concepts``
-    also ``concept_scores``: its usable, active concepts as ``[{name, description, score, low, high}]``
-    (90% interval), highest score first; with ``with_versions`` also ``cards_version``,
-    ``description_version``, ``purchases_version`` and ``outcomes_version`` (see ``cards_version``),
-    the keys of what the customer page caches, and ``concepts_version``. Without ``with_counts`` the
-    two counts are left out (a cached page has them; their expressions cost more to compile than the
-    query takes). One query.
+    also ``concept_scores``: its usable, active concepts as ``[{key, name, description, rule, threshold, score,
+    low, high, as_fact}]`` (90% interval), highest score first; ``as_fact`` is False when its own orders
+    contradict the concept's rule (one more query when a rule can be checked on the customer's orders); with
+    ``with_versions`` also ``cards_version``, ``description_version``, ``purchases_version`` and
+    ``outcomes_version`` (see ``cards_version``), the keys of what the customer page caches, and
+    ``concepts_version``. Without ``with_counts`` the two counts are left out (a cached page has them; their
+    expressions cost more to compile than the query takes). One query.
     """
     annotations = {}
     if with_counts:
@@ -163,12 +165,19 @@ def customer_get(
         annotations["purchases_version"] = purchases_version()
         annotations["outcomes_version"] = outcomes_version()
         annotations["concepts_version"] = concepts_version()
-    return scoping.customer_get(user=user, pseudonym=pseudonym, annotate=annotations)
+    customer = scoping.customer_get(user=user, pseudonym=pseudonym, annotate=annotations)
+    if with_concepts:
+        # A chip that states a fact ("no order in the last 90 days") must agree with the customer's orders.
+        customer.concept_scores = concepts_with_facts(customer_id=customer.pk, concepts=customer.concept_scores or [])
+    return customer
 
 
 def customer_summary(*, customer: Customer) -> dict:
-    """Return ``recommendation_count``, ``explained_count`` and ``concept_scores`` of a customer read with scope."""
-    return (
+    """Return ``recommendation_count``, ``explained_count`` and ``concept_scores`` of a customer read with scope.
+
+    Each concept carries ``as_fact`` (see ``customer_get``): a chip must not state a fact the orders contradict.
+    """
+    summary = (
         Customer.objects.filter(pk=customer.pk)
         .values("pk")
         .annotate(
@@ -178,6 +187,8 @@ def customer_summary(*, customer: Customer) -> dict:
         )
         .get()
     )
+    summary["concept_scores"] = concepts_with_facts(customer_id=customer.pk, concepts=summary["concept_scores"] or [])
+    return summary
 
 
 def _tables() -> dict[str, str]:

@@ -283,6 +283,8 @@ if ELM_SIG_METHOD not in ("exact", "gausslegendre", "riemann_trapezoid"):
     )
 ELM_SIG_STEPS = env_int("ELM_SIG_STEPS", 20)  # quadrature nodes per word path (quadrature methods only)
 ELM_REASON_MAX_TOKENS = env_int("ELM_REASON_MAX_TOKENS", 60)
+# Model candidates per recommendation (greedy + sampled); each is checked and scored, the best passing kept.
+ELM_REASON_CANDIDATES = env_int("ELM_REASON_CANDIDATES", 3)
 # Give the reason-writing LM the ELM adapter's soft tokens of the customer and product vectors:
 # "auto" = only when the adapter in use measurably reads vectors (its pure-decoding SC beats the
 # shuffled baseline); "on" = whenever an adapter exists; "off" = facts-only prompts.

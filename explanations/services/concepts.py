@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 from django.db import connection, transaction
@@ -159,3 +160,49 @@ def concepts_train(*, seed: int = 0) -> dict[str, dict]:
             "positives": result.positives, "negatives": result.negatives, "usable": result.usable,
         }  # fmt: skip
     return report
+
+
+@cache
+def _population_cutoffs(reference) -> dict[str, float]:
+    """The quantile cut-offs of the quantile rules over all customers (once per process and reference)."""
+    from recommendations.models import Customer as CustomerModel
+
+    ids = list(CustomerModel.objects.filter(order_count__gt=0).values_list("pk", flat=True))
+    stats = behaviour_stats(ids)
+    if not len(stats.customer_ids):
+        return {}
+    return {"orders": float(np.quantile(stats.orders, 0.75)), "qty": float(np.quantile(stats.median_line_qty, 0.75))}
+
+
+# Rules whose cut-off is absolute, so one customer's own figures say whether it holds (the quantile rules,
+# frequent and bulk, need every customer's figures for their cut-off).
+ABSOLUTE_RULES = (Concept.Rule.LAPSED, Concept.Rule.SEASONAL, Concept.Rule.PRICE_SENSITIVE)
+
+
+def rule_holds(rule: str, threshold: float, stats: BehaviourStats, cutoffs: dict | None = None) -> bool | None:
+    """Whether the first customer of ``stats`` meets ``rule`` (None: this rule cannot tell for it)."""
+    r, t = Concept.Rule, threshold
+    if rule == r.LAPSED:
+        return bool(stats.days_since_last[0] >= (t or 90))
+    if rule == r.SEASONAL:
+        return bool(stats.q4_order_share[0] >= (t or 0.6)) if stats.orders[0] >= 2 else None
+    if rule == r.PRICE_SENSITIVE:
+        return bool(stats.price_ratio[0] <= (t or 0.9))
+    if rule in (r.FREQUENT, r.BULK_BUYER) and cutoffs:
+        cut = cutoffs.get("orders" if rule == r.FREQUENT else "qty")
+        value = stats.orders[0] if rule == r.FREQUENT else stats.median_line_qty[0]
+        return None if cut is None else bool(value >= cut)
+    return None
+
+
+def concept_holds(*, customer_id: int, concept_names: list[str]) -> dict[str, bool | None]:
+    """Whether the customer's own figures meet each named concept's labelling rule (None: the rule cannot
+    tell, e.g. a seed-phrase concept or too few orders). A concept score is a similarity of the customer's
+    vector to the concept's direction; only a True here lets a reason state the concept as a fact."""
+    stats = behaviour_stats([customer_id])
+    if not len(stats.customer_ids):
+        return dict.fromkeys(concept_names)
+    cutoffs = _population_cutoffs(profile.reference_time())
+    rules = dict(Concept.objects.filter(name__in=concept_names).values_list("name", "rule"))
+    thresholds = dict(Concept.objects.filter(name__in=concept_names).values_list("name", "threshold"))
+    return {n: rule_holds(rules[n], thresholds[n], stats, cutoffs) if n in rules else None for n in concept_names}

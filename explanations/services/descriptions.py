@@ -52,7 +52,7 @@ def _checks(text: str, facts, reference: str, pseudonym: str) -> list[dict]:
     from explanations.checks import Evidence, check_text
     from explanations.ml.profiles import facts_prompt
     from explanations.selectors import policy_term_list
-    from explanations.services.explain import catalogue_vocabulary, source_id_flags
+    from explanations.services.reasons import catalogue_vocabulary, source_id_flags
 
     evidence = Evidence(
         recommended="",
@@ -71,7 +71,7 @@ def customer_descriptions_generate(*, customer_ids: list[int], max_new_tokens: i
     """Describe the given customers (idempotent: a customer's description is replaced and re-reviewed)."""
     from explanations.ml import elm
     from explanations.ml.profiles import customer_profile_text, facts_prompt
-    from explanations.services.explain import clean_generated
+    from explanations.services.reasons import clean_generated
     from recommendations.ml.encoder import encoder_version
     from recommendations.vectors import fetch_vectors
 

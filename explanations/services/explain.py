@@ -9,15 +9,12 @@ same evidence always exists as the fallback and the reviewer's reference.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import cache
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.utils import translation
 
 from explanations.models import Concept, ConfidenceCalibration, CustomerConcept, Explanation
 from explanations.services.evidence import (
@@ -29,6 +26,17 @@ from explanations.services.evidence import (
     hybrid_evidence,
 )
 from explanations.services.localized import localized_reasons_record, other_languages
+from explanations.services.reasons import (  # noqa: F401  (the reason writing lives there; names kept for callers)
+    adapter_reads_vectors,
+    catalogue_vocabulary,
+    clean_generated,
+    generate_reasons,
+    reason_prompt,
+    reason_sheet,
+    source_id_flags,
+    template_reason,
+    text_checks,
+)
 from explanations.services.review import explanation_record_generated
 from recommendations import profile
 from recommendations.models import Product, Recommendation
@@ -38,10 +46,6 @@ from recommendations.vectors import fetch_vectors
 
 logger = logging.getLogger(__name__)
 
-SYSTEM_PROMPT = (
-    "You help a sales person at a gift wholesaler. Using only the facts given, write one or two short "
-    "sentences the sales person can say to the client about why the product fits. Do not invent facts."
-)
 MIN_SHARED_CONCEPT_SCORE = 0.5
 # The item must point along the concept: cos(CAV, item) above this (random directions give ~N(0, 0.05)).
 MIN_SHARED_SENSITIVITY = 0.1
@@ -59,12 +63,6 @@ class Facts:
     residual: float
     necessity: dict
     concepts: list[dict]
-
-
-def _title(description: str) -> str:
-    """Return a catalogue description in readable case ("WHITE METAL LANTERN" -> "White metal lantern")."""
-    text = " ".join(description.split()).strip(" .")
-    return text[:1].upper() + text[1:].lower() if text else text
 
 
 @dataclass
@@ -177,102 +175,6 @@ def _shared_concepts(customer_id: int, item_vector: np.ndarray) -> list[dict]:
     return out
 
 
-def template_reason(facts: Facts, *, lang: str = "en") -> str:
-    """Return the deterministic reason built only from the evidence (fallback and reviewer reference).
-
-    ``lang``: the language it is written in (made active while it is built, for gettext).
-    """
-    with translation.override(lang):
-        product = _title(facts.recommendation.product.description)
-        named = [r for r in facts.evidence_rows if r.get("product_id")][:3]
-        if not named:
-            return f"{product} is close to the range this customer buys."
-        parts = [_title(r["description"]) for r in named]
-        listing = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1].lower()
-        text = f"{product} goes with what this customer already buys, such as {listing[:1].lower() + listing[1:]}."
-        shared = [c["concept"] for c in facts.concepts if c["shared"]][:2]
-        if shared:
-            text += f" It matches their profile as {' and '.join(shared).lower()}."
-        return text
-
-
-def reason_prompt(facts: Facts, *, with_vectors: bool = False) -> list[dict]:
-    """Return the chat prompt with the evidence facts the language model may use.
-
-    ``with_vectors``: also splice in the ELM adapter's soft tokens for the customer's and the product's
-    vectors (two :data:`~explanations.ml.lm.SOFT_PLACEHOLDER`, customer first), after the facts, as in
-    the adapter's grounded training prompts.
-    """
-    from explanations.ml.lm import SOFT_PLACEHOLDER
-
-    product = _title(facts.recommendation.product.description)
-    named = [r for r in facts.evidence_rows if r.get("product_id")][:3]
-    lines = [f"Recommended product: {product}."]
-    if named:
-        lines.append("The customer often buys: " + "; ".join(_title(r["description"]) for r in named) + ".")
-    shared = [c["concept"] for c in facts.concepts if c["shared"]][:2]
-    if shared:
-        lines.append("Customer profile: " + ", ".join(shared).lower() + ".")
-    if with_vectors:
-        lines.append(f"Customer profile vector: {SOFT_PLACEHOLDER}. Product vector: {SOFT_PLACEHOLDER}.")
-    lines.append("In one or two sentences, say why this product suits this customer. Mention only the products above.")
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}]
-
-
-def adapter_reads_vectors(metrics: dict) -> bool:
-    """Whether an adapter met issue 18's goals on held-out customers (``manage.py elm_evaluate``).
-
-    Below them its soft tokens carry too little of the customer for the LM to use: measured on the real data,
-    an adapter that did not read vectors made reasons no more consistent and doubled the flagged share
-    (docs/elm.md). Semantic consistency alone cannot tell reading from guessing, so the goals decide.
-    """
-    from explanations.ml.elm.metrics import decoding_that_reads
-
-    return decoding_that_reads(metrics) is not None
-
-
-def _reason_adapter():
-    """Return the ELM adapter whose soft tokens go into reason prompts, or None (facts only)."""
-    mode = settings.ELM_REASON_SOFT_TOKENS
-    if mode == "off":
-        return None
-    from explanations.ml.elm import get_adapter
-
-    try:
-        adapter = get_adapter()
-    except FileNotFoundError:
-        return None
-    if mode == "auto" and not adapter_reads_vectors(adapter.metrics):
-        return None
-    return adapter
-
-
-def generate_reasons(facts_list: list[Facts]) -> tuple[list[str], dict]:
-    """Write one reason per recommendation with the LM; return the texts and the versions used.
-
-    With a trained adapter the LM also gets the customer's and the product's soft tokens: the
-    embedding itself, not only the facts drawn from it (the ELM idea).
-    """
-    from explanations.ml.lm import generate_batch, lm_id
-
-    adapter = _reason_adapter()
-    soft = None
-    if adapter is not None:
-        customers = adapter.soft_tokens(np.stack([f.customer_vector for f in facts_list]).astype(np.float32))
-        products = adapter.soft_tokens(np.stack([f.product_vector for f in facts_list]).astype(np.float32))
-        soft = [[c, p] for c, p in zip(customers, products, strict=True)]
-    prompts = [reason_prompt(f, with_vectors=adapter is not None) for f in facts_list]
-    raw = generate_batch(prompts, soft_tokens=soft, max_new_tokens=settings.ELM_REASON_MAX_TOKENS)
-    return [clean_generated(t) for t in raw], {"lm": lm_id(), "adapter": adapter.version if adapter else ""}
-
-
-def clean_generated(text: str) -> str:
-    """Keep at most three complete sentences of model output."""
-    text = " ".join(text.split())
-    sentences = re.findall(r"[^.!?]+[.!?]", text)
-    return " ".join(s.strip() for s in sentences[:3]) if sentences else text
-
-
 def latest_calibration(recommender: str | None = None) -> ConfidenceCalibration | None:
     """Return the newest calibration (of ``recommender``'s scores when given: scales differ by model)."""
     from explanations.selectors import calibration_latest
@@ -281,52 +183,6 @@ def latest_calibration(recommender: str | None = None) -> ConfidenceCalibration 
 
 
 # --------------------------------------------------------------------------- batch generation
-
-
-@cache
-def catalogue_vocabulary() -> frozenset[str]:
-    """Return the catalogue's product words, built once per worker process."""
-    from explanations.checks import build_vocabulary
-
-    return build_vocabulary(Product.objects.exclude(description="").values_list("description", flat=True))
-
-
-def source_id_flags(text: str, pseudonym: str) -> list:
-    """Flag any number in the text whose pseudonym is this customer's: its own source id, never stored."""
-    from core.pseudonyms import pseudonym_key, pseudonymize
-    from explanations.checks import ERROR, Flag
-
-    key = pseudonym_key()
-    return [
-        Flag("pii:source_id", "The customer's own source id appears in the text.", m.start(), m.end(), m.group(), ERROR)
-        for m in re.finditer(r"(?<!\d)\d{4,7}(?!\d)", text)
-        if pseudonymize(m.group(), key=key) == pseudonym
-    ]
-
-
-def text_checks(text: str, facts: Facts, attributions: dict, *, template: str = "") -> list[dict]:
-    """Run the automatic checks (PII, policy terms, hallucinated entities, length) on a reason."""
-    from explanations.checks import Evidence as CheckEvidence
-    from explanations.checks import check_text
-    from explanations.selectors import policy_term_list
-
-    highlighted = [
-        w
-        for w, share in zip(attributions.get("words", []), attributions.get("normalized", []), strict=False)
-        if share > 0.1
-    ]
-    evidence = CheckEvidence(
-        recommended=facts.recommendation.product.description,
-        evidence_products=[r["description"] for r in facts.evidence_rows if r.get("product_id")],
-        concepts=[c["concept"] for c in facts.concepts if c["shared"]],
-        highlighted_words=highlighted,
-        extra=[template],  # the template is built from the evidence: its wording is supported
-        vocabulary=catalogue_vocabulary(),
-    )
-    # The admin-edited term list (seeded with the defaults), cached until it changes.
-    flags = check_text(text, evidence=evidence, terms=policy_term_list())
-    flags += source_id_flags(text, facts.recommendation.customer.pseudonym)
-    return [f.as_dict() for f in flags]
 
 
 def sig_version() -> str:
@@ -383,7 +239,9 @@ def explanations_generate(
             attributions["product"] = sig_word_attributions(
                 rec.product.description, facts.customer_vector, **sig_options
             ).as_dict()
-        prepared.append((facts, attributions, stored.template_text or template_reason(facts)))
+        # The fact-sentence template (explanations.services.reasons) over the customer's own order facts; the
+        # numbers pass stored a template for every recommendation, this one is what the model must beat.
+        prepared.append((facts, attributions, template_reason(facts)))
     reasons: list[str | None] = [None] * len(prepared)
     lm_error = ""
     model_versions = {"lm": "", "adapter": ""}
@@ -407,17 +265,19 @@ def explanations_generate(
             pair /= np.linalg.norm(pair)
             flags = text_checks(text, facts, attributions.get("product") or {}, template=template)
             if reason is None:
-                flags.append({"code": "template_fallback", "message": lm_error or "The model wrote nothing usable.",
+                message = lm_error or "No model candidate passed the checks."
+                flags.append({"code": "template_fallback", "message": message,
                               "start": 0, "end": 0, "text": "", "severity": "warning"})  # fmt: skip
             explanation.word_attributions = attributions
             explanation.reason_text = text
             explanation.template_text = template
+            explanation.reason_facts = reason_sheet(facts)
             explanation.consistency = float(np.dot(tv, pair))
             explanation.flags = flags
             explanation.versions = {**explanation.versions, "sig": sig_version(), **model_versions}
             explanation.error = lm_error
-            explanation.save(update_fields=["word_attributions", "reason_text", "template_text", "consistency",
-                                            "flags", "versions", "error", "generated_at"])  # fmt: skip
+            explanation.save(update_fields=["word_attributions", "reason_text", "template_text", "reason_facts",
+                                            "consistency", "flags", "versions", "error", "generated_at"])  # fmt: skip
             # The status is the review workflow's: a new text starts over as "generated", and
             # explanation_record_generated moves the checked text on to "pending_review".
             explanation_record_generated(explanation=explanation)

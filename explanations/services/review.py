@@ -153,11 +153,12 @@ def reason_check(*, explanation: Explanation, text: str) -> list[dict]:
     """Run the automatic checks on ``text`` as a reason of ``explanation`` and return the flags as dicts.
 
     The same checks as at generation: PII (the customer's own source id included), the admin's
-    policy terms, and entities or numbers the stored evidence does not support.
+    policy terms, entities or numbers the stored evidence does not support, and claims the stored
+    fact sheet does not support.
     """
     from explanations.checks import Evidence, check_text
     from explanations.selectors import policy_term_list
-    from explanations.services.explain import catalogue_vocabulary, source_id_flags
+    from explanations.services.reasons import catalogue_vocabulary, claim_flags, source_id_flags
 
     rec = explanation.recommendation
     product_words = (explanation.word_attributions or {}).get("product") or {}
@@ -176,7 +177,7 @@ def reason_check(*, explanation: Explanation, text: str) -> list[dict]:
     )
     flags = check_text(text, evidence=evidence, terms=policy_term_list())
     flags += source_id_flags(text, rec.customer.pseudonym)
-    return [f.as_dict() for f in flags]
+    return [f.as_dict() for f in flags] + claim_flags(text, explanation.reason_facts)
 
 
 # --------------------------------------------------------------------------- generation

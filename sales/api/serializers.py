@@ -133,6 +133,12 @@ class CustomerConceptSerializer(serializers.Serializer):
     score = serializers.FloatField(read_only=True, help_text=_("Concept score of the customer (0-1)."))
     low = serializers.FloatField(read_only=True, help_text=_("Lower end of the 90% interval."))
     high = serializers.FloatField(read_only=True, help_text=_("Upper end of the 90% interval."))
+    as_fact = serializers.BooleanField(
+        read_only=True,
+        default=False,
+        help_text=_("False when the customer's own orders contradict the concept's rule: the score is then only "
+                    "a similarity to the concept's profile."),
+    )  # fmt: skip
 
 
 class CustomerDetailSerializer(CustomerListItemSerializer):

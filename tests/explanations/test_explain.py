@@ -6,7 +6,7 @@ from django.test import override_settings
 from core.pseudonyms import pseudonym_key, pseudonymize
 from explanations.models import Explanation
 from explanations.selectors import recommendations_to_explain
-from explanations.services import explain
+from explanations.services import explain, reasons
 from recommendations.models import Customer, Recommendation
 from tests.shop import build_shop, embed_and_recommend
 
@@ -203,7 +203,7 @@ def test_soft_tokens_go_into_reasons_only_from_an_adapter_that_reads_vectors(mon
     monkeypatch.setattr(elm, "get_adapter", lambda: adapter)
     # When the reason writer picks its adapter
     with override_settings(ELM_REASON_SOFT_TOKENS=mode):
-        chosen = explain._reason_adapter()
+        chosen = reasons.reason_adapter()
     # Then it is used or not as the mode and the metrics say
     assert (chosen is adapter) is used
 

@@ -28,6 +28,31 @@ def test_explanation_concepts_puts_shared_concepts_first():
     assert names == ["B", "C", "A"]
 
 
+def test_a_concept_the_customers_orders_contradict_is_not_stated_as_a_fact():
+    """A shared "Lapsed" chip for a customer whose orders are recent reads as a similarity, not as the fact."""
+    # given the fact sheet says the customer's own figures contradict Lapsed and cannot tell for Garden
+    concepts = [{"concept": "Lapsed", "shared": True}, {"concept": "Garden", "shared": True}]
+    sheet = {"concepts": [{"name": "Lapsed", "holds": False}, {"name": "Garden", "holds": None}]}
+    # when
+    chips = concepts_shared_first(concepts, sheet)
+    # then
+    assert [(c["concept"], c["as_fact"]) for c in chips] == [("Lapsed", False), ("Garden", True)]
+
+
+def test_japanese_viewers_read_the_template_reason_in_japanese():
+    """The template line is rebuilt from the stored fact sheet in the active language."""
+    from django.utils import translation
+
+    from explanations.presentation import template_reason_text
+    from tests.explanations.claim_cases import SHEET_A
+
+    explanation = ExplanationFactory(reason_facts=SHEET_A, template_text="English template.")
+    with translation.override("ja"):
+        text = template_reason_text(explanation)
+    assert "Jumbo bag red retrospot" in text and "回" in text
+    assert template_reason_text(ExplanationFactory(reason_facts={}, template_text="Stored.")) == "Stored."
+
+
 def test_evidence_lines_give_each_row_its_share_of_the_score_in_percent():
     """Express shares as percent of the score, clamp the bar to 0..100, tell purchases, rest and popularity apart."""
     # given

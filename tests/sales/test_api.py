@@ -499,8 +499,8 @@ def test_customer_detail_lists_usable_concepts_highest_first(client):
     body = client.get(customer_url(customer.pseudonym)).json()
     # then
     assert body["concepts"] == [
-        {"name": "Home décor", "score": 0.82, "low": 0.75, "high": 0.88},
-        {"name": "Garden", "score": 0.4, "low": 0.3, "high": 0.5},
+        {"name": "Home décor", "score": 0.82, "low": 0.75, "high": 0.88, "as_fact": True},
+        {"name": "Garden", "score": 0.4, "low": 0.3, "high": 0.5, "as_fact": True},
     ]
 
 
@@ -568,7 +568,7 @@ def test_schema_documents_explanations_and_concepts(api_client):
     assert components["CustomerDetail"]["properties"]["concepts"]["items"] == {
         "$ref": "#/components/schemas/CustomerConcept"
     }
-    assert set(components["CustomerConcept"]["properties"]) == {"name", "score", "low", "high"}
+    assert set(components["CustomerConcept"]["properties"]) == {"name", "score", "low", "high", "as_fact"}
 
 
 def test_customers_are_read_through_the_scoping_hook(client, monkeypatch):

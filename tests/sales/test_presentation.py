@@ -263,7 +263,7 @@ def page_facts(html: str) -> dict:
         "necessity": 'class="necessity' in card,
         "confidence": "chance of purchase within 90 days" in card,
         "consistency": "Semantic consistency" in card,
-        "shared_concepts": card.count('<li class="chip chip--shared">'),
+        "shared_concepts": card.count('class="chip chip--shared"'),
         "words": card.count('class="word word--'),
     }
 

@@ -18,6 +18,7 @@ from tests.factories import (
     CustomerConceptFactory,
     CustomerFactory,
     ExplanationFactory,
+    PurchaseFactory,
     RecommendationBatchFactory,
     RecommendationFactory,
     UserFactory,
@@ -210,7 +211,7 @@ def test_customer_get_with_concepts_returns_usable_active_scores_highest_first(u
     CustomerConceptFactory(customer=customer, concept=ConceptFactory(name="Weak", usable=False), score=0.9)
     CustomerConceptFactory(customer=customer, concept=ConceptFactory(name="Off", is_active=False), score=0.9)
     CustomerConceptFactory(concept=ConceptFactory(name="Other customer's"), score=0.99)
-    # when
+    # when (seed-phrase concepts: no rule to check on the customer's orders)
     with django_assert_num_queries(1), translation.override("en"):
         found = selectors.customer_get(user=user, pseudonym=customer.pseudonym, with_concepts=True)
     # then
@@ -237,6 +238,27 @@ def test_customer_concepts_are_named_in_the_active_language(user):
         ("Weekend", "Weekend"),
     ]
     assert found.concept_scores[0]["description"].startswith("ランタン")
+
+
+@pytest.mark.parametrize(("days_before_last_sale", "as_fact"), [(0, False), (200, True)])
+def test_a_lapsed_chip_states_the_fact_only_when_the_customer_has_not_ordered_for_90_days(
+    user, days_before_last_sale, as_fact
+):
+    """A concept whose description states a fact ("no order in the last 90 days") is shown as that fact only
+    when the customer's own orders agree; otherwise as a similarity to the profile."""
+    # given a customer scored high on Lapsed, whose last order is this many days before the data's last sale
+    from explanations.models import Concept
+
+    now = timezone.now()
+    customer = CustomerFactory()
+    PurchaseFactory(occurred_at=now)  # another customer's sale: the data's reference time
+    PurchaseFactory(customer=customer, occurred_at=now - dt.timedelta(days=days_before_last_sale))
+    lapsed = ConceptFactory(name="Lapsed", rule=Concept.Rule.LAPSED, description="No order in the last 90 days.")
+    CustomerConceptFactory(customer=customer, concept=lapsed, score=0.52, low=0.4, high=0.6)
+    # when
+    found = selectors.customer_get(user=user, pseudonym=customer.pseudonym, with_concepts=True)
+    # then
+    assert [c["as_fact"] for c in found.concept_scores] == [as_fact]
 
 
 def test_customer_list_counts_generated_explanations_of_the_active_batch(user):
