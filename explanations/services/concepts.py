@@ -199,10 +199,24 @@ def concept_holds(*, customer_id: int, concept_names: list[str]) -> dict[str, bo
     """Whether the customer's own figures meet each named concept's labelling rule (None: the rule cannot
     tell, e.g. a seed-phrase concept or too few orders). A concept score is a similarity of the customer's
     vector to the concept's direction; only a True here lets a reason state the concept as a fact."""
-    stats = behaviour_stats([customer_id])
-    if not len(stats.customer_ids):
-        return dict.fromkeys(concept_names)
-    cutoffs = _population_cutoffs(profile.reference_time())
-    rules = dict(Concept.objects.filter(name__in=concept_names).values_list("name", "rule"))
-    thresholds = dict(Concept.objects.filter(name__in=concept_names).values_list("name", "threshold"))
-    return {n: rule_holds(rules[n], thresholds[n], stats, cutoffs) if n in rules else None for n in concept_names}
+    return concept_holds_batch(concept_names_by_customer={customer_id: concept_names})[customer_id]
+
+
+def concept_holds_batch(*, concept_names_by_customer: dict[int, list[str]]) -> dict[int, dict[str, bool | None]]:
+    """:func:`concept_holds` for many customers at once: per customer, its named concepts and whether they hold."""
+    stats = behaviour_stats(list(concept_names_by_customer))
+    row = {int(cid): i for i, cid in enumerate(stats.customer_ids)}
+    cutoffs = _population_cutoffs(profile.reference_time()) if row else {}
+    names = {n for ns in concept_names_by_customer.values() for n in ns}
+    rules = {
+        n: (rule, t) for n, rule, t in Concept.objects.filter(name__in=names).values_list("name", "rule", "threshold")
+    }
+    out = {}
+    for customer_id, concept_names in concept_names_by_customer.items():
+        i = row.get(customer_id)
+        if i is None:
+            out[customer_id] = dict.fromkeys(concept_names)
+            continue
+        own = BehaviourStats(*(np.asarray(a)[i : i + 1] for a in vars(stats).values()))
+        out[customer_id] = {n: rule_holds(*rules[n], own, cutoffs) if n in rules else None for n in concept_names}
+    return out

@@ -264,24 +264,27 @@ def _words(recs, customer_vectors: dict, item_vectors: np.ndarray, evidence_rows
     return out
 
 
-def _templates(recs, evidence_rows, concepts, customer_vectors, item_vectors) -> list[str]:
+def _templates(recs, evidence_rows, concepts, customer_vectors, item_vectors) -> tuple[list[str], list[dict]]:
+    """Every recommendation's English template reason and the fact sheet it is written from (one sheet pass
+    for the shard: per-recommendation queries would dominate the batch)."""
     from explanations.services.explain import Facts, template_reason
+    from explanations.services.sheets import reason_sheets_batch
 
-    return [
-        template_reason(
-            Facts(
-                rec,
-                customer_vectors.get(rec.customer_id),
-                item_vectors[i],
-                Evidence(rec.score, [], 0.0),
-                evidence_rows[i],
-                0.0,
-                {},
-                concepts[i],
-            )
+    facts = [
+        Facts(
+            rec,
+            customer_vectors.get(rec.customer_id),
+            item_vectors[i],
+            Evidence(rec.score, [], 0.0),
+            evidence_rows[i],
+            0.0,
+            {},
+            concepts[i],
         )
         for i, rec in enumerate(recs)
     ]
+    sheets = reason_sheets_batch(facts)  # kept on each Facts: template_reason reads it from there
+    return [template_reason(f, lang="en") for f in facts], sheets
 
 
 def explanation_numbers_compute(*, recommendation_ids: list[int]) -> int:
@@ -322,7 +325,7 @@ def _compute(*, recs: list[Recommendation]) -> int:
     concepts = _concepts([r.customer_id for r in recs], item_vectors)
     words = _words(recs, customer_vectors, item_vectors, evidence_rows)
     confidence = confidence_predict(recommendations=recs)
-    templates = _templates(recs, evidence_rows, concepts, customer_vectors, item_vectors)
+    templates, sheets = _templates(recs, evidence_rows, concepts, customer_vectors, item_vectors)
     calibration = latest_calibration(batch.recommender)
     versions = {
         "numbers": NUMBERS_VERSION,
@@ -342,6 +345,7 @@ def _compute(*, recs: list[Recommendation]) -> int:
             "concepts": concepts[i],
             "word_attributions": words[i],
             "template_text": templates[i],
+            "reason_facts": sheets[i],
             "confidence": confidence[i],
         }
         explanation = existing.get(rec.pk)
@@ -360,9 +364,12 @@ def _compute(*, recs: list[Recommendation]) -> int:
 
 COPY_COLUMNS = (
     "recommendation_id", "status", "evidence", "evidence_groups", "evidence_residual", "necessity", "concepts",
-    "word_attributions", "reason_text", "template_text", "confidence", "flags", "versions", "error", "generated_at",
+    "word_attributions", "reason_text", "template_text", "reason_facts", "confidence", "flags", "versions", "error",
+    "generated_at",
 )  # fmt: skip
-JSON_COLUMNS = {"evidence", "evidence_groups", "necessity", "concepts", "word_attributions", "flags", "versions"}
+JSON_COLUMNS = {
+    "evidence", "evidence_groups", "necessity", "concepts", "word_attributions", "reason_facts", "flags", "versions",
+}  # fmt: skip
 
 
 def _copy_new(explanations: list[Explanation]) -> None:

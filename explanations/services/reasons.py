@@ -16,18 +16,16 @@ import re
 import zlib
 from dataclasses import replace
 from functools import cache
-from itertools import pairwise
-from statistics import median
 from typing import TYPE_CHECKING
 
 import numpy as np
 from django.conf import settings
-from django.db import connection
 from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from explanations.checks.claims import ClaimFacts, CoPurchase, ProductFact, find_unsupported_claims, names_evidence
+from explanations.services.sheets import reason_sheet, title  # noqa: F401  (title: kept for callers)
 from recommendations.models import Product
 
 if TYPE_CHECKING:
@@ -41,101 +39,11 @@ SAMPLING_TEMPERATURE = 0.8
 # Flags that keep a candidate from being chosen (warnings included: an invented name is a wrong reason).
 BLOCKING_PREFIXES = ("unsupported_claim", "hallucinated_entity", "pii", "sensitive_attribute", "risky_claim",
                      "too_long", "empty")  # fmt: skip
-EVIDENCE_ROWS = 3
 # Words of the prompt's instructions: a candidate that repeats them talks to the model, not to the client.
 PROMPT_ECHO = re.compile(r"\b(?:facts?|adjectives?|sentences?|prompt|instructions?|recommended product)\b", re.I)
 
 
-def title(description: str) -> str:
-    """Return a catalogue description in readable case ("WHITE METAL LANTERN" -> "White metal lantern")."""
-    text = " ".join(description.split()).strip(" .")
-    return text[:1].upper() + text[1:].lower() if text else text
-
-
-# --------------------------------------------------------------------------- the fact sheet
-
-
-def _median_gap(days: list) -> float | None:
-    days = sorted(set(days))
-    gaps = [(b - a).days for a, b in pairwise(days)]
-    return float(median(gaps)) if gaps else None
-
-
-def reason_sheet(facts: Facts) -> dict:
-    """Return (and keep on ``facts``) the JSON fact sheet every reason of this recommendation is written from."""
-    cached = getattr(facts, "_reason_sheet", None)
-    if cached is not None:
-        return cached
-    from explanations.services.concepts import concept_holds
-    from recommendations import profile
-
-    rec = facts.recommendation
-    reference = profile.reference_time()
-    rows = [r for r in facts.evidence_rows if r.get("product_id")]
-    # A re-order recommendation is its own evidence (bought before): the other lines are what it goes with.
-    in_evidence = any(r["product_id"] == rec.product_id for r in rows)
-    named = [r for r in rows if r["product_id"] != rec.product_id][:EVIDENCE_ROWS]
-    ids = [r["product_id"] for r in named] + [rec.product_id]
-    with connection.cursor() as cur:
-        cur.execute(
-            """
-            SELECT product_id, count(DISTINCT invoice), array_agg(DISTINCT occurred_at::date)
-            FROM recommendations_purchase
-            WHERE customer_id = %s AND kind = 'sale' AND product_id = ANY(%s)
-            GROUP BY product_id
-            """,
-            [rec.customer_id, ids],
-        )
-        bought = {pid: (n, dates) for pid, n, dates in cur.fetchall()}
-        cur.execute(
-            "SELECT count(DISTINCT invoice), array_agg(DISTINCT occurred_at::date) FROM recommendations_purchase "
-            "WHERE customer_id = %s AND kind = 'sale'",
-            [rec.customer_id],
-        )
-        orders, order_dates = cur.fetchone()
-        co = None
-        if named:
-            cur.execute(
-                """
-                WITH e AS (SELECT DISTINCT customer_id FROM recommendations_purchase
-                           WHERE product_id = %s AND kind = 'sale' AND customer_id IS NOT NULL AND customer_id <> %s)
-                SELECT count(*), count(*) FILTER (WHERE EXISTS (
-                    SELECT 1 FROM recommendations_purchase p
-                    WHERE p.customer_id = e.customer_id AND p.product_id = %s AND p.kind = 'sale'))
-                FROM e
-                """,
-                [named[0]["product_id"], rec.customer_id, rec.product_id],
-            )
-            buyers, both = cur.fetchone()
-            if buyers and both:
-                co = {"evidence": title(named[0]["description"]), "buyers": buyers, "both": both}
-    today = reference.date()
-
-    def product_row(pid: int, description: str) -> dict:
-        n, dates = bought.get(pid, (0, []))
-        return {
-            "product_id": pid,
-            "name": title(description),
-            "orders": n,
-            "last_days": (today - max(dates)).days if dates else None,
-            "reorder_days": _median_gap(dates or []),
-        }
-
-    shared = [c["concept"] for c in facts.concepts if c.get("shared")][:2]
-    holds = concept_holds(customer_id=rec.customer_id, concept_names=shared) if shared else {}
-    sheet = {
-        "reference": today.isoformat(),
-        "product": {**product_row(rec.product_id, rec.product.description), "in_evidence": in_evidence},
-        "evidence": [product_row(r["product_id"], r["description"]) for r in named],
-        "customer_orders": orders or 0,
-        "days_since_last_order": (today - max(order_dates)).days if order_dates else None,
-        "order_interval_days": _median_gap(order_dates or []),
-        "co_purchase": co,
-        "concepts": [{"name": name, "holds": holds.get(name)} for name in shared],
-        "popular": any(r.get("kind") == "popularity" for r in facts.evidence_rows),
-    }
-    facts._reason_sheet = sheet
-    return sheet
+# --------------------------------------------------------------------------- the fact sheet (sheets.py)
 
 
 def claim_facts(sheet: dict) -> ClaimFacts:

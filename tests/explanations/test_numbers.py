@@ -1,12 +1,14 @@
 """The numbers pass over a whole batch: every recommendation explained by numbers, exactly, once."""
 
+import zlib
+
 import numpy as np
 import pytest
 
 from explanations.ml.sig import sig_word_attributions
 from explanations.models import Explanation, MaskedText
 from explanations.selectors import recommendations_to_explain, recommendations_without_numbers
-from explanations.services import explain
+from explanations.services import explain, reasons
 from explanations.services.numbers import explanation_numbers_compute
 from recommendations.models import Recommendation
 from tests.shop import build_shop, embed_and_recommend
@@ -87,6 +89,22 @@ def test_batch_numbers_match_the_one_recommendation_path(batch):
         assert exp.necessity["removed"] == facts.necessity["removed"]
         assert exp.necessity["new_rank"] == facts.necessity["new_rank"]
         assert exp.concepts == facts.concepts
+
+
+def test_the_pass_stores_each_fact_sheet_and_its_english_template(batch):
+    """Store the sheet reason_sheet builds for the recommendation, and the English template written from it."""
+    # Given recommendations whose numbers are computed by the batch pass
+    recs = list(Recommendation.objects.filter(batch=batch).select_related("customer", "product", "batch")[:6])
+    explanation_numbers_compute(recommendation_ids=[r.pk for r in recs])
+    for rec in recs:
+        # When the one-recommendation path builds its sheet over the stored evidence and concepts
+        exp = Explanation.objects.get(recommendation=rec)
+        facts = explain.explanation_facts(recommendation=rec)
+        facts.evidence_rows, facts.concepts = exp.evidence, exp.concepts
+        # Then the stored sheet is that sheet, and the template is its English text in the record's variant
+        assert exp.reason_facts == reasons.reason_sheet(facts)
+        variant = zlib.crc32(str(rec.pk).encode())
+        assert exp.template_text == reasons.template_text(exp.reason_facts, lang="en", variant=variant)
 
 
 def test_the_words_step_writes_reasons_over_the_stored_numbers(batch):
