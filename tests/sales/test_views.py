@@ -465,6 +465,19 @@ def test_customer_page_says_when_an_explanation_failed(signed_in):
     assert "Based on these past purchases" not in html
 
 
+def test_a_failed_reason_still_shows_the_measured_numbers(signed_in):
+    """When only the reason failed (the numbers pass stored evidence), sales still read the evidence."""
+    # given a failed explanation whose numbers exist
+    explanation = ExplanationFactory(status=Explanation.Status.FAILED, reason_text="")
+    assert explanation.evidence
+    # when
+    html = signed_in.get(detail_url(explanation.recommendation.customer.pseudonym)).content.decode()
+    # then the failure is said and the evidence is shown
+    assert "The reason could not be written; it will be retried." in html
+    assert "Based on these past purchases" in html
+    assert "The explanation could not be generated" not in html
+
+
 @pytest.mark.parametrize("n_items", [1, 10])
 def test_customer_page_with_explanations_query_count_is_constant(client, django_assert_max_num_queries, n_items):
     """Render in 12 queries however many items: session, user, user's roles, customer+concepts,
