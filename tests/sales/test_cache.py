@@ -14,6 +14,7 @@ from django.urls import reverse
 
 from explanations.models import Explanation
 from explanations.services.review import explanation_approve, explanation_edit
+from jobs.models import Job
 from outcomes.models import Exposure, Outcome
 from recommendations.models import RecommendationBatch
 from recommendations.services.recommend import recommendation_batch_activate
@@ -239,7 +240,7 @@ def test_a_cached_page_gives_each_form_fresh_tokens_that_record_an_outcome():
     assert len(tokens) == 2
     assert len({*tokens, *TOKEN_INPUT.findall(earlier)}) == 4
     assert all(uuid.UUID(token) for token in tokens)
-    assert "placeholder-" not in html
+    assert not any(p in html for p in (CSRF_PLACEHOLDER, FORM_TOKEN_PLACEHOLDER, PROGRESS_PLACEHOLDER))
     # when: the first card's form is posted as the browser would
     rec = first_explanation.recommendation
     response = browser.post(
@@ -302,3 +303,22 @@ def test_filling_a_page_body_replaces_every_placeholder_and_asks_for_a_csrf_toke
     assert all(uuid.UUID(token) for token in tokens)
     assert plain == "<p>no forms</p>"
     assert asked == [1]
+
+
+def test_a_cached_page_shows_the_explain_jobs_progress_of_the_moment(client):
+    """The progress note of a page whose body comes from the cache follows the running job."""
+    # given: a cached page with a card waiting for its explanation, while the job has done 3 of 8
+    sales = UserFactory(groups=["sales"])
+    customer = CustomerFactory()
+    assign(sales, customer)
+    RecommendationFactory(customer=customer, rank=1)
+    job = Job.objects.create(kind="explain", status=Job.Status.RUNNING, items_done=3, items_total=8)
+    client.force_login(sales)
+    client.get(page_url(customer))
+    assert "3 of 8 done" in client.get(page_url(customer)).content.decode()
+    # when
+    Job.objects.filter(pk=job.pk).update(items_done=5)
+    html = client.get(page_url(customer)).content.decode()
+    # then
+    assert "Explanations are being generated: 5 of 8 done." in html
+    assert PROGRESS_PLACEHOLDER not in html
