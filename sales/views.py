@@ -11,13 +11,16 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.middleware.csrf import get_token
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from accounts.selectors import customer_region_choices
-from core.permissions import ADMIN, REVIEWER, SALES, role_required, user_has_role
+from core.permissions import ADMIN, REVIEWER, SALES, role_required, user_has_role, user_roles
 from explanations.selectors import customer_description_get, customer_description_readable
 from outcomes.models import COMMENT_MAX_LENGTH, Outcome
 from outcomes.selectors import outcomes_by_recommendation
@@ -25,7 +28,17 @@ from outcomes.services import exposures_for, exposures_mark_shown, exposures_mar
 from recommendations.models import Customer, Recommendation
 from recommendations.selectors import NEW, RECOMMENDATION_KINDS, REORDER, customer_recent_purchases
 from sales import selectors
-from sales.cache import CustomerCards, RenderedCard, cached_cards, customer_cards_render
+from sales.cache import (
+    CSRF_PLACEHOLDER,
+    FORM_TOKEN_PLACEHOLDER,
+    PROGRESS_PLACEHOLDER,
+    CustomerCards,
+    CustomerPage,
+    RenderedCard,
+    cached_cards,
+    customer_cards_render,
+    customer_page_fill,
+)
 from sales.forms import CustomerFilterForm, OutcomeForm
 from sales.presentation import Viewer, recommendation_cards, viewer_for
 
@@ -133,12 +146,48 @@ def _customer_cards(request: HttpRequest, customer: Customer, viewer: Viewer, ki
     )
 
 
+def _customer_page(request: HttpRequest, customer: Customer, viewer: Viewer, kind: str) -> CustomerPage:
+    """Render the customer page below its header (a cache miss), with placeholders for each request's values."""
+    page = _customer_cards(request, customer, viewer, kind)
+    rows = [
+        CardRow(c, outcomes=page.outcomes.get(c.recommendation_id, []), form_token=FORM_TOKEN_PLACEHOLDER)
+        for c in page.cards
+    ]
+    context = {
+        "customer": customer,
+        "concepts": page.summary.get("concept_scores") or [],
+        "recommendations_generated_at": page.generated_at,
+        "rows": rows,
+        "explain_progress": mark_safe(PROGRESS_PLACEHOLDER),  # noqa: S308 (a constant comment)
+        "csrf_token": CSRF_PLACEHOLDER,
+        "purchases": page.purchases,
+        "can_record_outcomes": user_has_role(request.user, SALES),
+        "is_my_accounts": viewer.sales_only,
+        "description": page.description,
+        "description_visible": customer_description_readable(user=request.user, description=page.description),
+        "can_review_description": user_has_role(request.user, REVIEWER, ADMIN),
+        "search_url": reverse("product-search") + "?" + urlencode({"customer": customer.pseudonym}),
+        "outcome_kinds": Outcome.Kind.choices,
+        "kind": kind,
+        "kind_choices": [("", _("All")), (REORDER, _("Re-orders")), (NEW, _("New products"))],
+        "comment_max_length": COMMENT_MAX_LENGTH,
+    }
+    return CustomerPage(
+        html=render_to_string("sales/_customer_body.html", context),
+        recommendation_ids=tuple(page.recommendation_ids),
+        pending_count=page.pending_count,
+        recommendation_count=page.summary.get("recommendation_count", 0),
+        explained_count=page.summary.get("explained_count", 0),
+    )
+
+
 @login_required
 def customer_detail(request: HttpRequest, pseudonym: str) -> HttpResponse:
     """Show one customer's profile and concepts, explained recommendations and recent purchases.
 
-    The cards, description, purchases and outcomes come from the card cache (``sales.cache``) when
-    nothing they show changed; only the exposures' show count is written on every request.
+    Everything below the header comes rendered from the card cache (``sales.cache``) when nothing it
+    shows changed; each request fills in its CSRF and outcome-form tokens and the explanation progress,
+    and writes the exposures' show count.
     """
     try:
         # Scope and versions only: the counts and concepts come with the cached page.
@@ -152,42 +201,22 @@ def customer_detail(request: HttpRequest, pseudonym: str) -> HttpResponse:
         kind=f"page:{kind or 'all'}",
         customer=customer,
         viewer=viewer,
-        build=lambda: _customer_cards(request, customer, viewer, kind),
+        build=lambda: _customer_page(request, customer, viewer, kind),
+        # The roles decide the page's forms (outcomes, description review) beyond what the viewer's key says.
+        variant=",".join(sorted(user_roles(request.user))),
     )
-    for name in ("recommendation_count", "explained_count"):
-        setattr(customer, name, page.summary.get(name, 0))
-    ids = page.recommendation_ids
-    if hit and viewer.sales_only and ids:
-        exposures_mark_shown_by_id(recommendation_ids=ids)  # a miss counted the showing while building
-    rows = [
-        CardRow(c, outcomes=page.outcomes.get(c.recommendation_id, []), form_token=str(uuid.uuid4()))
-        for c in page.cards
-    ]
-    pending = page.pending_count
+    customer.recommendation_count = page.recommendation_count
+    customer.explained_count = page.explained_count
+    if hit and viewer.sales_only and page.recommendation_ids:
+        exposures_mark_shown_by_id(recommendation_ids=list(page.recommendation_ids))  # a miss counted it
     # Progress is only worth a query when something is still waiting for its explanation.
-    explain_job = selectors.explain_job_running(user=request.user) if pending else None
+    explain_job = selectors.explain_job_running(user=request.user) if page.pending_count else None
+    progress = render_to_string("sales/_explain_progress.html", {"explain_job": explain_job}) if explain_job else ""
+    body = customer_page_fill(page=page, csrf_token=lambda: get_token(request), progress=progress)
     return render(
         request,
         "sales/customer_detail.html",
-        {
-            "customer": customer,
-            "concepts": page.summary.get("concept_scores") or [],
-            "recommendations_generated_at": page.generated_at,
-            "rows": rows,
-            "pending_count": pending,
-            "explain_job": explain_job,
-            "purchases": page.purchases,
-            "can_record_outcomes": user_has_role(request.user, SALES),
-            "is_my_accounts": viewer.sales_only,
-            "description": page.description,
-            "description_visible": customer_description_readable(user=request.user, description=page.description),
-            "can_review_description": user_has_role(request.user, REVIEWER, ADMIN),
-            "search_url": reverse("product-search") + "?" + urlencode({"customer": customer.pseudonym}),
-            "outcome_kinds": Outcome.Kind.choices,
-            "kind": kind,
-            "kind_choices": [("", _("All")), (REORDER, _("Re-orders")), (NEW, _("New products"))],
-            "comment_max_length": COMMENT_MAX_LENGTH,
-        },
+        {"customer": customer, "body": body, "is_my_accounts": viewer.sales_only},
     )
 
 

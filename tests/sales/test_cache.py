@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import re
+import uuid
+
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from explanations.models import Explanation
 from explanations.services.review import explanation_approve, explanation_edit
-from outcomes.models import Exposure
+from jobs.models import Job
+from outcomes.models import Exposure, Outcome
 from recommendations.models import RecommendationBatch
 from recommendations.services.recommend import recommendation_batch_activate
+from sales.cache import (
+    CSRF_PLACEHOLDER,
+    FORM_TOKEN_PLACEHOLDER,
+    PROGRESS_PLACEHOLDER,
+    CustomerPage,
+    customer_page_fill,
+)
 from tests.factories import (
     ConceptFactory,
     CustomerConceptFactory,
@@ -207,3 +219,106 @@ def test_new_concept_scores_and_counts_show_at_once(client):
     ExplanationFactory(recommendation=rec, status=S.APPROVED, reason_text=REASON, flags=[])
     after = client.get(page_url(customer))
     assert (before.context["customer"].explained_count, after.context["customer"].explained_count) == (0, 1)
+
+
+TOKEN_INPUT = re.compile(r'name="token" value="([^"]*)"')
+CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]*)"')
+
+
+def test_a_cached_page_gives_each_form_fresh_tokens_that_record_an_outcome():
+    """A page body from the cache carries a new idempotency token per form and a CSRF token that is accepted."""
+    # given: a sales person whose page (two cards) is cached, with CSRF checks on as in production
+    sales = UserFactory(groups=["sales"])
+    customer, (first_explanation, _) = book(sales, n_items=2, status=S.APPROVED)
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(sales)
+    earlier = browser.get(page_url(customer)).content.decode()
+    # when
+    html = browser.get(page_url(customer)).content.decode()
+    # then: two forms, two new UUIDs, no placeholder left over
+    tokens = TOKEN_INPUT.findall(html)
+    assert len(tokens) == 2
+    assert len({*tokens, *TOKEN_INPUT.findall(earlier)}) == 4
+    assert all(uuid.UUID(token) for token in tokens)
+    assert not any(p in html for p in (CSRF_PLACEHOLDER, FORM_TOKEN_PLACEHOLDER, PROGRESS_PLACEHOLDER))
+    # when: the first card's form is posted as the browser would
+    rec = first_explanation.recommendation
+    response = browser.post(
+        reverse("outcome-create", kwargs={"pseudonym": customer.pseudonym, "recommendation_id": rec.pk}),
+        {"kind": "won", "token": tokens[0], "csrfmiddlewaretoken": CSRF_INPUT.findall(html)[0]},
+    )
+    # then: recorded, and the next (cached) page shows it with again new tokens
+    assert response.status_code == 302
+    assert Outcome.objects.filter(recommendation=rec, kind="won").count() == 1
+    after = browser.get(page_url(customer)).content.decode()
+    assert "badge--outcome-won" in after
+    assert not set(TOKEN_INPUT.findall(after)) & set(tokens)
+
+
+def test_a_cached_page_shows_the_forms_of_the_readers_roles():
+    """Readers with the same card view but different roles (sales + manager, manager) get their own forms."""
+    # given: the page cached for a manager who also sells
+    seller = UserFactory(groups=["sales", "manager"])
+    manager = UserFactory(groups=["manager"])
+    customer, _ = book(seller, status=S.APPROVED)
+    seller_client, manager_client = Client(), Client()
+    seller_client.force_login(seller)
+    manager_client.force_login(manager)
+    assert 'class="outcome-form"' in seller_client.get(page_url(customer)).content.decode()
+    # when
+    html = manager_client.get(page_url(customer)).content.decode()
+    # then: no outcome form for the manager, and the seller's form is still there
+    assert REASON in html
+    assert 'class="outcome-form"' not in html
+    assert 'class="outcome-form"' in seller_client.get(page_url(customer)).content.decode()
+
+
+def test_filling_a_page_body_replaces_every_placeholder_and_asks_for_a_csrf_token_only_for_forms():
+    """customer_page_fill puts in one token per form, the CSRF token and the progress note."""
+    # given
+    with_forms = CustomerPage(
+        html=f"{PROGRESS_PLACEHOLDER}<i>{CSRF_PLACEHOLDER}</i>"
+        f"<b>{FORM_TOKEN_PLACEHOLDER}</b><b>{FORM_TOKEN_PLACEHOLDER}</b>",
+        recommendation_ids=(1, 2),
+        pending_count=0,
+        recommendation_count=2,
+        explained_count=2,
+    )
+    without_forms = CustomerPage(
+        html="<p>no forms</p>", recommendation_ids=(), pending_count=0, recommendation_count=0, explained_count=0
+    )
+    asked = []
+
+    def csrf_token() -> str:
+        asked.append(1)
+        return "csrf123"
+
+    # when
+    filled = customer_page_fill(page=with_forms, csrf_token=csrf_token, progress="<p>progress</p>")
+    plain = customer_page_fill(page=without_forms, csrf_token=csrf_token)
+    # then
+    tokens = re.findall(r"<b>([^<]*)</b>", filled)
+    assert filled.startswith("<p>progress</p><i>csrf123</i>")
+    assert len(set(tokens)) == 2
+    assert all(uuid.UUID(token) for token in tokens)
+    assert plain == "<p>no forms</p>"
+    assert asked == [1]
+
+
+def test_a_cached_page_shows_the_explain_jobs_progress_of_the_moment(client):
+    """The progress note of a page whose body comes from the cache follows the running job."""
+    # given: a cached page with a card waiting for its explanation, while the job has done 3 of 8
+    sales = UserFactory(groups=["sales"])
+    customer = CustomerFactory()
+    assign(sales, customer)
+    RecommendationFactory(customer=customer, rank=1)
+    job = Job.objects.create(kind="explain", status=Job.Status.RUNNING, items_done=3, items_total=8)
+    client.force_login(sales)
+    client.get(page_url(customer))
+    assert "3 of 8 done" in client.get(page_url(customer)).content.decode()
+    # when
+    Job.objects.filter(pk=job.pk).update(items_done=5)
+    html = client.get(page_url(customer)).content.decode()
+    # then
+    assert "Explanations are being generated: 5 of 8 done." in html
+    assert PROGRESS_PLACEHOLDER not in html
