@@ -329,6 +329,15 @@ def write_doc(path: Path, r: dict) -> None:
         "checker that audits here is the one that selects, so the 'now' claim share shows what reaches review, not "
         "an independent audit; the checker's own recall is tested on the labelled set in "
         "`tests/explanations/claim_cases.py`. Details: `docs/results/reasons.json`.",
+        "",
+        f"{r['recommendations']} of the {r['planned']} planned recommendations were measured: generation on the "
+        "loaded machine ran out of the session's time (two parallel slices, merged)."
+        if r["recommendations"] < r["planned"]
+        else "",
+        "With `--retemplate` the templates were rendered again with the final sentence frames and every text "
+        "re-audited with the final checker at merge time; the model candidates were chosen during the runs."
+        if r.get("templates_rendered_at_merge")
+        else "",
         END,
     ])  # fmt: skip
     doc = path.read_text() if path.exists() else ""

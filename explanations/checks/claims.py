@@ -197,6 +197,11 @@ def _mentions(sentence: str, offset: int, products: tuple[ProductFact, ...]) -> 
             if count >= need and (best is None or count > best.count):
                 best = _Mention(words[i][0], words[end][1], count, count / len(wanted), product)
             i = end + 1
+        # The whole name written out wins over any partial run (names of one family differ in generic words:
+        # "Hot water bottle keep calm" and "Hot water bottle i am so poorly").
+        at = sentence.lower().find(" ".join(product.name.split()).lower())
+        if at >= 0:
+            best = _Mention(at + offset, at + offset + len(product.name), len(wanted) + 100, 2.0, product)
         if best is not None:
             found.append(best)
     # A name inside a fuller one is not named ("red retrospot" inside "Red retrospot cake cases").

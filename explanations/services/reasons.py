@@ -151,7 +151,7 @@ def _timing(ev: dict | None, sheet: dict) -> str:
         return _("They re-order %(evidence)s about every %(interval)s; the last order was %(ago)s ago.") % {
             "evidence": ev["name"], "interval": _span(ev["reorder_days"]), "ago": _span(ev["last_days"])}  # fmt: skip
     if sheet["order_interval_days"] and sheet["days_since_last_order"] is not None:
-        return _("This account places an order about every %(interval)s, most recently %(ago)s ago.") % {
+        return _("This account places an order about every %(interval)s, the last one %(ago)s ago.") % {
             "interval": _span(sheet["order_interval_days"]), "ago": _span(sheet["days_since_last_order"])}  # fmt: skip
     return ""
 
