@@ -225,6 +225,7 @@ def elm_evaluate(
         {
             "version": artifact.version,
             "preset": artifact.config.get("preset_name"),
+            "preset_settings": artifact.config.get("preset"),
             "trained": artifact.metrics.get("stages"),
             "context": _context(data),
             "max_new_tokens": max_new_tokens,
@@ -296,6 +297,23 @@ def _cell(value) -> str:
     return "—" if value is None else str(value)
 
 
+def _training_words(result: dict) -> str:
+    """How the version was trained: its preset (with the fields a lever changed), LM steps and wall time."""
+    from dataclasses import asdict
+
+    from explanations.ml.elm.presets import PRESETS
+
+    name, chosen = result.get("preset"), result.get("preset_settings") or {}
+    words = f"preset `{name}`"
+    if name not in PRESETS and chosen:
+        changed = {k: v for k, v in chosen.items() if asdict(PRESETS["cpu"]).get(k) != v}
+        words = "`cpu` preset with " + ", ".join(f"{k}={v}" for k, v in sorted(changed.items()))
+    stages = result.get("trained") or []
+    steps = sum(stage.get("steps") or 0 for stage in stages)
+    seconds = sum(stage.get("train_seconds") or 0 for stage in stages)
+    return f"{words}; {steps} optimizer steps through the LM, {seconds:.0f} s of training"
+
+
 def docs_render() -> str:
     """Rewrite the generated section of docs/elm.md: one table per adapter version with results."""
     from explanations.ml.elm.metrics import GOALS
@@ -306,7 +324,7 @@ def docs_render() -> str:
         methods, context = result.get("methods", {}), result.get("context", {})
         names = sorted(methods, key=lambda m: (m != "greedy", len(m), m))
         parts += [
-            f"### `{result['version']}` (preset `{result.get('preset')}`)",
+            f"### `{result['version']}` ({_training_words(result)})",
             "",
             f"{context.get('customers')} held-out customers (retrieval pool {context.get('held_out_pool')}), "
             f"{context.get('products')} held-out products (pool {context.get('held_out_product_pool')}); "
