@@ -291,8 +291,13 @@ ROWS = (
 )
 
 
-def _cell(value) -> str:
+COSTS = ("customer_texts_per_minute", "cpu_minutes", "load_average")  # shown with one or two decimals
+
+
+def _cell(value, key: str = "") -> str:
     if isinstance(value, float):
+        if key in COSTS:
+            return f"{value:.2f}" if key == "cpu_minutes" else f"{value:.1f}"
         return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
     return "—" if value is None else str(value)
 
@@ -345,7 +350,7 @@ def docs_render() -> str:
             for m in names:
                 value = methods[m].get(key)
                 met = methods[m].get("goals", {}).get(key)
-                cells.append(_cell(value) + ("" if met is None else (" ✓" if met else " ✗")))
+                cells.append(_cell(value, key) + ("" if met is None else (" ✓" if met else " ✗")))
             parts.append(f"| {label} | {goal} | " + " | ".join(cells) + " |")
         swap = result.get("grounded_swap")
         if swap:
