@@ -225,6 +225,7 @@ def elm_evaluate(
         {
             "version": artifact.version,
             "preset": artifact.config.get("preset_name"),
+            "preset_settings": artifact.config.get("preset"),
             "trained": artifact.metrics.get("stages"),
             "context": _context(data),
             "max_new_tokens": max_new_tokens,
@@ -290,10 +291,32 @@ ROWS = (
 )
 
 
-def _cell(value) -> str:
+COSTS = ("customer_texts_per_minute", "cpu_minutes", "load_average")  # shown with one or two decimals
+
+
+def _cell(value, key: str = "") -> str:
     if isinstance(value, float):
+        if key in COSTS:
+            return f"{value:.2f}" if key == "cpu_minutes" else f"{value:.1f}"
         return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
     return "—" if value is None else str(value)
+
+
+def _training_words(result: dict) -> str:
+    """How the version was trained: its preset (with the fields a lever changed), LM steps and wall time."""
+    from dataclasses import asdict
+
+    from explanations.ml.elm.presets import PRESETS
+
+    name, chosen = result.get("preset"), result.get("preset_settings") or {}
+    words = f"preset `{name}`"
+    if name not in PRESETS and chosen:
+        changed = {k: v for k, v in chosen.items() if asdict(PRESETS["cpu"]).get(k) != v}
+        words = "`cpu` preset with " + ", ".join(f"{k}={v}" for k, v in sorted(changed.items()))
+    stages = result.get("trained") or []
+    steps = sum(stage.get("steps") or 0 for stage in stages)
+    seconds = sum(stage.get("train_seconds") or 0 for stage in stages)
+    return f"{words}; {steps} optimizer steps through the LM, {seconds:.0f} s of training"
 
 
 def docs_render() -> str:
@@ -306,7 +329,7 @@ def docs_render() -> str:
         methods, context = result.get("methods", {}), result.get("context", {})
         names = sorted(methods, key=lambda m: (m != "greedy", len(m), m))
         parts += [
-            f"### `{result['version']}` (preset `{result.get('preset')}`)",
+            f"### `{result['version']}` ({_training_words(result)})",
             "",
             f"{context.get('customers')} held-out customers (retrieval pool {context.get('held_out_pool')}), "
             f"{context.get('products')} held-out products (pool {context.get('held_out_product_pool')}); "
@@ -327,7 +350,7 @@ def docs_render() -> str:
             for m in names:
                 value = methods[m].get(key)
                 met = methods[m].get("goals", {}).get(key)
-                cells.append(_cell(value) + ("" if met is None else (" ✓" if met else " ✗")))
+                cells.append(_cell(value, key) + ("" if met is None else (" ✓" if met else " ✗")))
             parts.append(f"| {label} | {goal} | " + " | ".join(cells) + " |")
         swap = result.get("grounded_swap")
         if swap:

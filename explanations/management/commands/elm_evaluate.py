@@ -19,7 +19,8 @@ class Command(BaseCommand):
             action="append",
             dest="methods",
             default=None,
-            help="Decoding method, repeatable: greedy (default), guided-N, guided-N-contrast-C.",
+            help="Decoding method, repeatable: greedy (default), guided-N, guided-N-contrast-C; none only "
+            "refreshes the context numbers and the tables.",
         )
         parser.add_argument("--customers", type=int, default=64)
         parser.add_argument("--products", type=int, default=64)
@@ -34,7 +35,7 @@ class Command(BaseCommand):
         configure_threads()
         result = elm_evaluate(
             version=adapter,
-            methods=tuple(methods or ["greedy"]),
+            methods=tuple(m for m in (methods or ["greedy"]) if m != "none"),
             customers=customers,
             products=products,
             swap_customers=swap_customers,
