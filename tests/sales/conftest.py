@@ -19,3 +19,16 @@ def _empty_card_cache():
     from django.core.cache import caches
 
     caches[settings.ELM_CARD_CACHE].clear()
+
+
+@pytest.fixture
+def manager():
+    """A manager: reads every customer (sales people see only their book, tested with sign_in_as)."""
+    return UserFactory(username="alice", groups=["manager"])
+
+
+@pytest.fixture
+def signed_in(client, manager):
+    """The web client signed in as the manager."""
+    client.force_login(manager)
+    return client
