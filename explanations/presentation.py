@@ -167,54 +167,44 @@ def word_highlights(data: dict | None) -> list[WordHighlight]:
     ]
 
 
+def _evidence_line(row: dict, score: float, **extra) -> EvidenceLine:
+    """One stored evidence row (a purchase or a group of them) with its share of ``score`` in percent."""
+    share = float(row.get("share") or 0.0)
+    percent = share / score * 100 if score else 0.0
+    product_id = row.get("product_id")
+    return EvidenceLine(
+        description=row.get("description") or "",
+        stock_code=row.get("stock_code") if product_id is not None else None,
+        share=share,
+        percent=percent,
+        bar_percent=round(max(0.0, min(100.0, percent)), 2),
+        count=row.get("count"),
+        kind=row.get("kind") or "purchase",
+        product_id=product_id,
+        **extra,
+    )
+
+
 def evidence_lines(rows: Sequence[dict], score: float) -> list[EvidenceLine]:
     """Return the stored evidence rows as lines with their share of ``score`` in percent."""
-    lines = []
-    for row in rows:
-        share = float(row.get("share") or 0.0)
-        percent = share / score * 100 if score else 0.0
-        product_id = row.get("product_id")
-        weight = row.get("weight")
-        lines.append(
-            EvidenceLine(
-                description=row.get("description") or "",
-                stock_code=row.get("stock_code") if product_id is not None else None,
-                share=share,
-                percent=percent,
-                bar_percent=round(max(0.0, min(100.0, percent)), 2),
-                count=row.get("count"),
-                kind=row.get("kind") or "purchase",
-                product_id=product_id,
-                weight=float(weight) if weight is not None else None,
-            )
-        )
-    return lines
+    return [
+        _evidence_line(row, score, weight=float(row["weight"]) if row.get("weight") is not None else None)
+        for row in rows
+    ]
 
 
 def evidence_group_lines(groups: dict | None, score: float) -> list[EvidenceLine]:
     """Return the concise evidence (``Explanation.evidence_groups``): at most five lines summing to ``score``."""
-    lines = []
-    for row in (groups or {}).get("lines") or []:
-        share = float(row.get("share") or 0.0)
-        percent = share / score * 100 if score else 0.0
-        product_id = row.get("product_id")
-        rate = row.get("co_buyers_rate")
-        lines.append(
-            EvidenceLine(
-                description=row.get("description") or "",
-                stock_code=row.get("stock_code") if product_id is not None else None,
-                share=share,
-                percent=percent,
-                bar_percent=round(max(0.0, min(100.0, percent)), 2),
-                count=row.get("count"),
-                kind=row.get("kind") or "purchase",
-                product_id=product_id,
-                family=row.get("family") or "",
-                co_buyers_rate=float(rate) if rate is not None else None,
-                co_buyers=row.get("co_buyers"),
-            )
+    return [
+        _evidence_line(
+            row,
+            score,
+            family=row.get("family") or "",
+            co_buyers_rate=float(row["co_buyers_rate"]) if row.get("co_buyers_rate") is not None else None,
+            co_buyers=row.get("co_buyers"),
         )
-    return lines
+        for row in (groups or {}).get("lines") or []
+    ]
 
 
 def reason_segments(text: str, flags: Sequence[dict]) -> list[ReasonSegment]:
