@@ -78,14 +78,10 @@ def main() -> None:
     import torch
     from django.conf import settings
 
-    from explanations.ml.faithfulness import (
-        customer_like_pairs,
-        faithfulness_report,
-        read_retail_rows,
-        real_descriptions,
-    )
+    from explanations.ml.faithfulness import faithfulness_report
     from explanations.ml.sig import sig_word_attributions
     from recommendations.ml.encoder import encoder_version, get_encoder
+    from tests.explanations.sig_data import customer_like_pairs, read_retail_rows, real_descriptions
     from tests.explanations.test_sig import inseq_sig, reference_sig_stepwise
 
     load_before = os.getloadavg()

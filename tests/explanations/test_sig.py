@@ -120,7 +120,7 @@ def real_pairs():
     """Return three (description, customer-like vector) pairs from the first rows of the real data."""
     from django.conf import settings
 
-    from explanations.ml.faithfulness import customer_like_pairs, read_retail_rows
+    from tests.explanations.sig_data import customer_like_pairs, read_retail_rows
 
     rows = read_retail_rows(settings.ELM_DATASET_PATH, limit=200)
     pairs = customer_like_pairs(rows, n_pairs=3)
