@@ -19,12 +19,10 @@ from jobs import services, tasks
 from jobs.models import Job, JobShard
 from jobs.services import job_create, job_plan, job_retry
 from recommendations.ml import encoder
-from recommendations.models import Recommendation
+from recommendations.models import Product, Recommendation
 from tests.conftest import wait_for_job
 from tests.faults.conftest import broker, record, valkey_url, wait_until
 from tests.shop import build_shop, embed_and_recommend
-
-FAILING_WORD = "lantern"  # one product of the shop ("WHITE METAL LANTERN")
 
 
 @pytest.fixture
@@ -57,26 +55,51 @@ def run_all_shards(job: Job) -> None:
         tasks.run_shard.apply(args=[job.pk, index])
 
 
-def shards_with(word: str, job: Job) -> set[int]:
-    """Indexes of the shards whose template reasons mention ``word`` (their encode call will fail)."""
+def _template(rec: Recommendation) -> str:
     from explanations.services.explain import explanation_facts, template_reason
 
+    return template_reason(explanation_facts(recommendation=rec)).lower()
+
+
+def failing_word() -> str:
+    """A word of a product name that the fewest recommendations' template reasons contain (at least one).
+
+    The reasons name the customer's strongest evidence, so which product names appear depends on the shop;
+    the rarest one makes some shards' encode calls fail and leaves the others sound.
+    """
+    from collections import Counter
+
+    names = {
+        w for d in Recommendation.objects.values_list("product__description", flat=True) for w in d.lower().split()
+    }
+    names = {w for d in Product.objects.values_list("description", flat=True) for w in d.lower().split()}
+    counts = Counter(
+        word
+        for rec in Recommendation.objects.select_related("customer", "product")
+        for word in set(_template(rec).replace(".", " ").replace(",", " ").split())
+        if word in names and len(word) >= 5 and word.isalpha()
+    )
+    return min(counts, key=lambda w: (counts[w], w))
+
+
+def shards_with(word: str, job: Job) -> set[int]:
+    """Indexes of the shards whose template reasons mention ``word`` (their encode call will fail)."""
     out = set()
     for shard in job.shards.all():
         for rec in Recommendation.objects.filter(pk__in=shard.payload["ids"]).select_related("customer", "product"):
-            if word in template_reason(explanation_facts(recommendation=rec)).lower():
+            if word in _template(rec):
                 out.add(shard.index)
                 break
     return out
 
 
-def failing_encode(*, times: int | None):
-    """Return an ``encode`` that raises for texts with FAILING_WORD (the first ``times`` times; None: always)."""
+def failing_encode(word: str, *, times: int | None):
+    """Return an ``encode`` that raises for texts with ``word`` (the first ``times`` times; None: always)."""
     original = encoder.encode
     calls = {"failed": 0}
 
     def encode(texts, **kwargs):
-        if any(FAILING_WORD in t.lower() for t in texts) and (times is None or calls["failed"] < times):
+        if any(word in t.lower() for t in texts) and (times is None or calls["failed"] < times):
             calls["failed"] += 1
             raise RuntimeError("injected encoder failure mid-batch")
         return original(texts, **kwargs)
@@ -92,7 +115,8 @@ def test_a_transient_encoder_failure_is_retried_with_backoff_and_the_shard_succe
     """Retry a shard whose encoder call raised twice; the third attempt writes its explanations."""
     # Given an explain job and an encoder that fails twice on one product's reasons
     job = planned_explain_job()
-    encode, calls = failing_encode(times=2)
+    word = failing_word()
+    encode, calls = failing_encode(word, times=2)
     monkeypatch.setattr(encoder, "encode", encode)
 
     # When every shard runs
@@ -104,7 +128,7 @@ def test_a_transient_encoder_failure_is_retried_with_backoff_and_the_shard_succe
     assert calls["failed"] == 2
     assert job.status == Job.Status.SUCCEEDED
     assert sum(job.shards.values_list("attempts", flat=True)) == 2
-    index = min(shards_with(FAILING_WORD, job))
+    index = min(shards_with(word, job))
     assert [m for m in caplog.messages if "retrying in" in m] == [
         f"job {job.pk} shard {index}: attempt 1 failed, retrying in 5.0 s",
         f"job {job.pk} shard {index}: attempt 2 failed, retrying in 20.0 s",
@@ -123,9 +147,10 @@ def test_an_encoder_raising_for_good_fails_only_its_shards_and_a_retry_completes
     """Mark the failing shards' explanations failed with the error; the rest are written; retry finishes."""
     # Given an explain job and an encoder that always fails on one product's reasons
     job = planned_explain_job()
-    failing = shards_with(FAILING_WORD, job)
+    word = failing_word()
+    failing = shards_with(word, job)
     assert 0 < len(failing) < job.shards_total
-    encode, _ = failing_encode(times=None)
+    encode, _ = failing_encode(word, times=None)
     monkeypatch.setattr(encoder, "encode", encode)
 
     # When every shard runs
@@ -232,8 +257,9 @@ def test_a_real_worker_retries_with_backoff_marks_failed_explanations_and_finish
     embed_and_recommend()
     env = {"ELM_EXPLAIN_SHARD_SIZE": 4, "ELM_SIG_STEPS": 4}
     url = valkey_url()
+    word = failing_word()
     with broker(url):
-        faulty = spawn_worker(name="faulty", broker_url=url, faults={"encode_fail": {"contains": FAILING_WORD}}, **env)
+        faulty = spawn_worker(name="faulty", broker_url=url, faults={"encode_fail": {"contains": word}}, **env)
 
         # When the batch runs
         job = job_create(kind="explain", params={"use_lm": False})
@@ -244,7 +270,7 @@ def test_a_real_worker_retries_with_backoff_marks_failed_explanations_and_finish
         )
 
         # Then it failed only the failing shards, after retries spaced 0.5 s, 2 s, 8 s
-        failing = shards_with(FAILING_WORD, job)
+        failing = shards_with(word, job)
         assert job.status == Job.Status.FAILED
         assert set(job.shards.filter(status="failed").values_list("index", flat=True)) == failing
         assert set(job.shards.filter(status="done").values_list("index", flat=True)).isdisjoint(failing)

@@ -92,6 +92,11 @@ def untranslated_messages() -> dict[str, str]:
 APPS = ("explanations", "jobs", "recommendations", "dashboard", "outcomes", "accounts")
 
 
+def product_kinds() -> dict:
+    """The job kinds the apps register; kinds that other test modules register (``test_*``) are not the UI's."""
+    return {name: kind for name, kind in registry.all_kinds().items() if not name.startswith("test_")}
+
+
 def code_labels() -> set[str]:
     """Return the English labels the code defines outside templates: choices, job kinds, flag labels."""
     labels: set[str] = set()
@@ -101,7 +106,7 @@ def code_labels() -> set[str]:
                 continue
             for field in model._meta.get_fields():
                 labels |= {str(label) for _value, label in getattr(field, "choices", None) or []}
-        labels |= {str(kind.label) for kind in registry.all_kinds().values()}
+        labels |= {str(kind.label) for kind in product_kinds().values()}
         labels |= {str(label) for label in FLAG_LABELS.values()}
     # Language names are written in their own language on purpose (the language switcher).
     return labels - {name for _code, name in settings.LANGUAGES}
@@ -182,7 +187,7 @@ def world():
     )
     parent = None
     for status in Job.Status.values:
-        for kind in registry.all_kinds():
+        for kind in product_kinds():
             parent = Job.objects.create(kind=kind, status=status, parent=parent, then=["recommend"])
     for index, status in enumerate(JobShard.Status.values):
         JobShard.objects.create(job=parent, index=index, status=status)
