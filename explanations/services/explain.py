@@ -241,6 +241,10 @@ def explanations_generate(
             ).as_dict()
         # The fact-sentence template (explanations.services.reasons) over the customer's own order facts; the
         # numbers pass stored a template for every recommendation, this one is what the model must beat.
+        if stored.reason_facts:
+            # The numbers pass built this sheet for the whole shard from the same evidence and concepts
+            # (explanations.services.sheets): reuse it instead of querying it again per recommendation.
+            facts._reason_sheet = stored.reason_facts
         prepared.append((facts, attributions, template_reason(facts)))
     reasons: list[str | None] = [None] * len(prepared)
     lm_error = ""
